@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbstream import runtime
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from nbstream.server import Server
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds any receive waits unless told otherwise."""
@@ -207,10 +210,15 @@ class Client:
         return await self._on_loop(self._recv(self.timeout if timeout is None else timeout))
 
     async def _recv(self, timeout: float) -> Message:
-        try:
-            item = await asyncio.wait_for(self._inbox.get(), timeout)
-        except TimeoutError:
-            raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
+        inbox = self._inbox
+        if not inbox.empty():
+            item = inbox.get_nowait()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    item = await inbox.get()
+            except TimeoutError:
+                raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
         if isinstance(item, _Closed):
             self._inbox.put_nowait(item)  # every later receive sees the close too
             raise item.exc
@@ -270,7 +278,7 @@ class Client:
             except StreamClosed:
                 return
 
-    async def _on_loop(self, coro: Any) -> Any:
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         if runtime.running_loop() is self._loop:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
@@ -279,15 +287,15 @@ class Client:
 
     def send(self, type: str | MessageType, data: Any = None) -> Message:
         """Sync twin of :meth:`asend`."""
-        return runtime.run_sync(self.asend(type, data), self._loop)  # type: ignore[no-any-return]
+        return runtime.run_sync(self.asend(type, data), self._loop)
 
     def recv(self, timeout: float | None = None) -> Message:
         """Sync twin of :meth:`arecv`."""
-        return runtime.run_sync(self.arecv(timeout), self._loop)  # type: ignore[no-any-return]
+        return runtime.run_sync(self.arecv(timeout), self._loop)
 
     def chat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
         """Sync twin of :meth:`achat`: ``client.chat("what is 6*7?")``."""
-        return runtime.run_sync(self.achat(text, timeout, **data), self._loop)  # type: ignore[no-any-return]
+        return runtime.run_sync(self.achat(text, timeout, **data), self._loop)
 
     def close(self) -> None:
         """Sync twin of :meth:`aclose`."""
@@ -371,7 +379,7 @@ def connect(url: str | Server, *, session_id: str | None = None, user: str | Non
     """
     target = url if isinstance(url, str) else url.url
     loop = runtime.home_loop()
-    return runtime.run_sync(  # type: ignore[no-any-return]
+    return runtime.run_sync(
         aconnect(target, session_id=session_id, user=user, token=token, timeout=timeout,
                  open_timeout=open_timeout, max_message_bytes=max_message_bytes,
                  auto_pong=auto_pong),

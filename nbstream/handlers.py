@@ -73,8 +73,10 @@ def calculate(expression: str) -> float | int:
     """
 
     def walk(node: ast.AST) -> float | int:
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return node.value  # type: ignore[no-any-return]
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            if isinstance(node.value, bool):
+                raise ValueError("not plain arithmetic: a boolean")
+            return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
             left, right = walk(node.left), walk(node.right)
             if isinstance(node.op, ast.Pow) and abs(right) > 100:
@@ -174,8 +176,8 @@ def resolve_handler(handler: str | Handler) -> Handler:
             raise ValueError(
                 f"unknown handler {handler!r}; built in: {', '.join(sorted(BUILTIN_HANDLERS))}"
             ) from None
-    target = handler if inspect.isfunction(handler) else getattr(handler, "__call__", None)
-    if not inspect.isasyncgenfunction(target):
+    method = getattr(type(handler), "__call__", None)
+    if not (inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(method)):
         raise TypeError(
             "a handler must be an async generator function: "
             "async def handler(message, session): yield {'type': 'content', 'data': {...}}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import itertools
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,9 +54,21 @@ def new_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def utc_timestamp() -> str:
-    """The current UTC time as ISO-8601 with an explicit ``+00:00`` offset."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+    """The current UTC time, ISO-8601 to the millisecond with an explicit ``+00:00``.
+
+    Formatting a datetime costs more than encoding the whole envelope, so the string
+    is reused for every message within the same millisecond.
+    """
+    global _last_stamp
+    ms = time.time_ns() // 1_000_000
+    if ms != _last_stamp[0]:
+        stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _last_stamp = (ms, stamp)
+    return _last_stamp[1]
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=False):

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_FLUSH_NOW = frozenset({
+    MessageType.END, MessageType.ERROR, MessageType.PING, MessageType.PONG,
+    MessageType.SERVER_SHUTDOWN, MessageType.WELCOME,
+})
+"""Stream boundaries and control messages: they take the pending batch out at once."""
+
 
 class Connection:
     """The server side of one WebSocket: its session, limits and outgoing path."""
@@ -94,9 +100,8 @@ class Connection:
         full = self.batcher.add(encoded, time.monotonic())
         if full is not None:
             await self._send_batch(full)
-        elif message.type in (MessageType.END, MessageType.ERROR, MessageType.PING,
-                              MessageType.PONG, MessageType.SERVER_SHUTDOWN):
-            await self.flush()  # a stream boundary or control message: do not make it wait
+        elif message.type in _FLUSH_NOW:
+            await self.flush()
         elif self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(
                 self.options.batch_max_wait, self._flush_later

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import websockets
-from websockets.asyncio.server import ServerConnection, serve as ws_serve
+from websockets.asyncio.server import Server as WsServer
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -63,6 +64,8 @@ class ConnectionInfo:
     bytes_out: int
     heartbeat_rtt: float | None
     streaming: bool
+    history_messages: int
+    history_bytes: int
 
 
 class Connections(Mapping[str, ConnectionInfo]):
@@ -79,7 +82,8 @@ class Connections(Mapping[str, ConnectionInfo]):
         s = conn.session
         return ConnectionInfo(s.id, s.user, s.connected_at, s.messages_in, s.messages_out,
                               s.bytes_in, s.bytes_out, conn.heartbeat.rtt,
-                              conn.streaming is not None)
+                              conn.streaming is not None, len(s.history),
+                              s.history.total_bytes)
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._registry))
@@ -145,7 +149,7 @@ class Server:
         self._loop = loop
         self._registry: dict[str, Connection] = {}
         self._admission = Admission(options.max_connections, options.max_connections_per_user)
-        self._ws_server: websockets.asyncio.server.Server | None = None
+        self._ws_server: WsServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = time.monotonic()

@@ -1,0 +1,51 @@
+"""Shared fixtures: real servers on 127.0.0.1, and the one timing constant tests scale from."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+import nbstream
+
+TIMEOUT = 5.0
+"""Seconds any receive in a test may wait; every timed assertion scales from it."""
+
+
+async def recv_json(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """Receive one frame from a raw websockets client and decode it, with a timeout."""
+    frame = await asyncio.wait_for(ws.recv(), timeout)
+    decoded: dict[str, Any] = json.loads(frame)
+    return decoded
+
+
+async def recv_until_end(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    """Raw-client receive loop of the seed's test: read envelopes until ``end``."""
+    replies = []
+    while True:
+        data = await recv_json(ws, timeout)
+        replies.append(data)
+        if data["type"] == "end":
+            return replies
+
+
+ServerFactory = Callable[..., Awaitable[nbstream.Server]]
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[ServerFactory]:
+    """Start nbstream servers on the test's loop; every one is stopped afterwards."""
+    servers: list[nbstream.Server] = []
+
+    async def start(handler: Any = "echo", **options: Any) -> nbstream.Server:
+        server = await nbstream.aserve(handler, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.astop(timeout=1.0)

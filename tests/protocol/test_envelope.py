@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from nbstream.protocol import (
+    ErrorCode,
+    Message,
+    MessageType,
+    StreamError,
+    encode,
+    encode_batch,
+    parse_client_frame,
+    parse_server_frame,
+)
+
+
+def test_message_fills_id_and_utc_timestamp() -> None:
+    a, b = Message("content", {"text": "x"}), Message("content", {"text": "x"})
+    assert a.id != b.id
+    assert a.timestamp.endswith("+00:00")
+    assert json.loads(encode(a)) == {"type": "content", "data": {"text": "x"},
+                                     "id": a.id, "timestamp": a.timestamp}
+
+
+def test_message_is_immutable() -> None:
+    message = Message("content", {})
+    with pytest.raises(AttributeError):
+        message.type = "end"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("frame", [
+    '{"type": "chat", "data": {"text": "hi"}}',
+    '{"type": "chat", "content": "hi"}',
+])
+def test_chat_text_arrives_in_data_text_whichever_form(frame: str) -> None:
+    message = parse_client_frame(frame)
+    assert isinstance(message, Message)
+    assert message.type == MessageType.CHAT
+    assert message.data["text"] == "hi"
+
+
+def test_client_id_is_kept() -> None:
+    message = parse_client_frame('{"type": "ping", "id": "abc"}')
+    assert isinstance(message, Message) and message.id == "abc"
+
+
+@pytest.mark.parametrize(("frame", "words"), [
+    ('{"invalid": "message"}', "missing required field `type`"),
+    ("not json", "malformed JSON"),
+    ('{"type": "content", "data": {}}', "unknown message type 'content'"),
+    ('{"type": "chat", "data": {"text": 3}}', "data.text"),
+    ('{"type": "chat"}', "data.text"),
+    ('{"type": 5}', "wrong message shape"),
+    pytest.param('{"type": "chat", "data": ' + '{"a": ' * 100_000 + "1" + "}" * 100_001,
+                 "malformed JSON", id="deeply-nested"),
+    (b'{"type": "chat"}', "binary frames"),
+])
+def test_bad_frames_become_invalid_message(frame: str | bytes, words: str) -> None:
+    error = parse_client_frame(frame)
+    assert isinstance(error, StreamError)
+    assert error.code == ErrorCode.INVALID_MESSAGE
+    assert error.recoverable
+    assert words in error.message
+
+
+def test_batch_unpacks_in_order() -> None:
+    parts = [encode(Message("content", {"text": str(i)})) for i in range(3)]
+    messages = parse_server_frame(encode_batch(parts))
+    assert [m.data["text"] for m in messages] == ["0", "1", "2"]
+
+
+def test_server_frame_that_is_no_envelope_raises_stream_error() -> None:
+    with pytest.raises(StreamError):
+        parse_server_frame(b'{"nope": 1}')

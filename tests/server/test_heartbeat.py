@@ -1,0 +1,62 @@
+"""Application heartbeats: pings go out, silent peers are dropped, pings are answered."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+import nbstream
+from tests.conftest import TIMEOUT, ServerFactory, recv_json
+
+
+async def test_server_pings_and_drops_a_peer_that_never_answers(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo", heartbeat_interval=0.2, heartbeat_timeout=0.3)
+    async with connect(server.url) as ws:
+        started = time.monotonic()
+        ping = await recv_json(ws)
+        assert ping["type"] == "ping"
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+        elapsed = time.monotonic() - started
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "heartbeat timeout")
+    assert 0.25 < elapsed < TIMEOUT
+
+
+async def test_a_peer_that_answers_stays_and_its_round_trip_is_measured(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo", heartbeat_interval=0.1, heartbeat_timeout=0.2)
+    async with connect(server.url) as ws:
+        for _ in range(5):  # five rounds: far past interval + timeout
+            ping = await recv_json(ws)
+            assert ping["type"] == "ping"
+            await ws.send(json.dumps({"type": "pong", "data": {"ping_id": ping["id"]}}))
+        info = next(iter(server.connections.values()))
+        assert info.heartbeat_rtt is not None and info.heartbeat_rtt < TIMEOUT
+
+
+async def test_nbstream_client_answers_pings_by_itself_while_idle(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo", heartbeat_interval=0.1, heartbeat_timeout=0.2)
+    client = await nbstream.aconnect(server.url)
+    await asyncio.sleep(1.0)  # ten heartbeat intervals with nobody reading
+    replies = await client.achat("still here?", timeout=TIMEOUT)
+    assert replies[-1].type == "end"
+    assert next(iter(server.connections.values())).heartbeat_rtt is not None
+    await client.aclose()
+
+
+async def test_client_ping_gets_a_pong(start_server: ServerFactory) -> None:
+    server = await start_server("echo")
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"type": "ping", "id": "p-1"}))
+        pong = await recv_json(ws)
+        assert pong["type"] == "pong" and pong["data"] == {"ping_id": "p-1"}

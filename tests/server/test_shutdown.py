@@ -1,0 +1,75 @@
+"""Graceful shutdown: refuse new, announce, drain until the deadline, close with 1001."""
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+import nbstream
+from tests.conftest import TIMEOUT, ServerFactory, recv_json
+
+
+async def read_all(ws: object) -> list[dict[str, object]]:
+    """Every envelope until the connection closes."""
+    frames = []
+    with pytest.raises(ConnectionClosed):
+        while True:
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))  # type: ignore[attr-defined]
+    return frames
+
+
+async def test_in_flight_stream_finishes_before_close(start_server: ServerFactory) -> None:
+    server = await start_server(nbstream.Agent(token_delay=0.02))
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"type": "chat", "data": {"text": "hello there"}}))
+        await recv_json(ws)  # the stream has started
+        stopping = asyncio.create_task(server.astop(timeout=TIMEOUT))
+        frames = await read_all(ws)
+        report = await stopping
+        assert ws.close_code == 1001
+    types = [f["type"] for f in frames]
+    assert "server_shutdown" in types
+    assert types[-1] == "end"
+    assert report.finished and not report.cut and report.closed == 1
+
+
+async def test_stream_past_the_deadline_is_cut(start_server: ServerFactory) -> None:
+    server = await start_server(nbstream.Agent(token_delay=1.0))
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"type": "chat", "data": {"text": "a long answer"}}))
+        await asyncio.sleep(0.1)
+        report = await server.astop(timeout=0.2)
+        frames = await read_all(ws)
+    assert "end" not in [f["type"] for f in frames]
+    assert len(report.cut) == 1 and not report.finished
+    assert report.seconds < 0.2 + TIMEOUT
+
+
+async def test_stop_refuses_new_connections_and_is_safe_twice(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo")
+    first = await server.astop()
+    second = await server.astop()
+    assert first is second
+    assert server.health()["status"] == "stopping"
+    with pytest.raises(OSError):
+        await connect(server.url, open_timeout=TIMEOUT)
+
+
+async def test_chats_during_the_drain_are_refused(start_server: ServerFactory) -> None:
+    server = await start_server(nbstream.Agent(token_delay=0.05))
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"type": "chat", "data": {"text": "hello"}}))
+        await recv_json(ws)
+        stopping = asyncio.create_task(server.astop(timeout=TIMEOUT))
+        while (await recv_json(ws))["type"] != "server_shutdown":
+            pass
+        await ws.send(json.dumps({"type": "chat", "id": "late", "data": {"text": "more"}}))
+        frames = await read_all(ws)
+        await stopping
+    refusals = [f for f in frames if f["type"] == "error"]
+    assert refusals and refusals[0]["data"]["code"] == "SHUTTING_DOWN"
+    assert refusals[0]["data"]["details"]["reply_to"] == "late"
