@@ -176,8 +176,8 @@ def resolve_handler(handler: str | Handler) -> Handler:
             raise ValueError(
                 f"unknown handler {handler!r}; built in: {', '.join(sorted(BUILTIN_HANDLERS))}"
             ) from None
-    method = getattr(type(handler), "__call__", None)
-    if not (inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(method)):
+    call = type(handler).__call__ if callable(handler) else None
+    if not (inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(call)):
         raise TypeError(
             "a handler must be an async generator function: "
             "async def handler(message, session): yield {'type': 'content', 'data': {...}}"
