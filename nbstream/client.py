@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -41,6 +41,12 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 """Seconds any receive waits unless told otherwise."""
 
+IDLE_CHECK = 0.2
+"""Seconds without a receive after which a background reader answers pings."""
+
+MAX_PENDING = 10_000
+"""Messages held for a client that does not read; beyond it reading pauses (backpressure)."""
+
 
 class StreamClosed(ConnectionError):
     """The connection is closed; says by whom, with which code, and the last error.
@@ -62,13 +68,6 @@ class StreamClosed(ConnectionError):
         super().__init__(text)
 
 
-class _Closed:
-    """Queue sentinel: the reader saw the connection end."""
-
-    def __init__(self, exc: StreamClosed) -> None:
-        self.exc = exc
-
-
 class Client:
     """A connection to an nbstream server. Create it with :func:`nbstream.connect`.
 
@@ -88,8 +87,10 @@ class Client:
         """The server's ``welcome`` (session id, heartbeat settings), if it sent one."""
         self._loop = loop
         self._ws: ClientConnection | None = None
-        self._inbox: asyncio.Queue[Message | _Closed] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
+        self._pending: deque[Message] = deque()
+        self._lock = asyncio.Lock()
+        self._idle_reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closed: StreamClosed | None = None
         self._last_error: StreamError | None = None
 
@@ -122,7 +123,7 @@ class Client:
                     await self._deliver(message)
             if self.welcome is None:
                 await self._wait_for_close()
-        self._reader = asyncio.create_task(self._read(), name=f"nbstream-client-{self.url}")
+        self._watchdog = self._loop.call_later(IDLE_CHECK, self._check_idle)
 
     async def _wait_for_close(self) -> None:
         """The server sent an error instead of a welcome: collect its close and raise."""
@@ -142,23 +143,48 @@ class Client:
         return StreamClosed(code, reason or "", self._last_error)
 
     # -- reading ----------------------------------------------------------------------------
+    #
+    # Whoever receives reads the socket directly (no extra task hop per message). While
+    # nobody receives for IDLE_CHECK seconds, a background reader takes over so that the
+    # server's heartbeat pings are answered between notebook cells; the next receive
+    # cancels it (websockets' recv is cancellation-safe) and reads directly again.
 
-    async def _read(self) -> None:
+    async def _read_frame(self) -> None:
+        """Read one frame into the pending messages (answering pings); caller holds the lock."""
         assert self._ws is not None
         try:
-            async for frame in self._ws:
-                try:
-                    messages = parse_server_frame(frame)
-                except StreamError as exc:
-                    logger.warning("ignoring a frame from %s: %s", self.url, exc)
-                    continue
-                for message in messages:
-                    await self._deliver(message)
-            closed = self._closed_error(None)
+            frame = await self._ws.recv(decode=False)
         except ConnectionClosed as exc:
-            closed = self._closed_error(exc)
-        self._closed = closed
-        self._inbox.put_nowait(_Closed(closed))
+            self._closed = self._closed_error(exc)
+            raise self._closed from None
+        try:
+            messages = parse_server_frame(frame)
+        except StreamError as exc:
+            logger.warning("ignoring a frame from %s: %s", self.url, exc)
+            return
+        for message in messages:
+            await self._deliver(message)
+
+    async def _read_while_idle(self) -> None:
+        try:
+            async with self._lock:
+                while len(self._pending) < MAX_PENDING:
+                    await self._read_frame()
+        except (StreamClosed, asyncio.CancelledError):
+            pass
+
+    def _check_idle(self) -> None:
+        if self._closed is not None or self._ws is None:
+            return
+        if self._idle_reader is None and not self._lock.locked():
+            self._idle_reader = asyncio.create_task(self._read_while_idle())
+        self._watchdog = self._loop.call_later(IDLE_CHECK, self._check_idle)
+
+    async def _stop_idle_reader(self) -> None:
+        reader, self._idle_reader = self._idle_reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader])
 
     async def _deliver(self, message: Message) -> None:
         if self.events:
@@ -169,7 +195,7 @@ class Client:
             return
         if message.type == MessageType.ERROR:
             self._last_error = message.error
-        self._inbox.put_nowait(message)
+        self._pending.append(message)
 
     async def _send_message(self, message: Message) -> None:
         if self._ws is None:
@@ -210,19 +236,23 @@ class Client:
         return await self._on_loop(self._recv(self.timeout if timeout is None else timeout))
 
     async def _recv(self, timeout: float) -> Message:
-        inbox = self._inbox
-        if not inbox.empty():
-            item = inbox.get_nowait()
-        else:
-            try:
-                async with asyncio.timeout(timeout):
-                    item = await inbox.get()
-            except TimeoutError:
-                raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
-        if isinstance(item, _Closed):
-            self._inbox.put_nowait(item)  # every later receive sees the close too
-            raise item.exc
-        return item
+        if self._pending:
+            return self._pending.popleft()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._next()
+        except TimeoutError:
+            raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
+
+    async def _next(self) -> Message:
+        """The next message, reading the socket if none is pending; no timeout of its own."""
+        if not self._pending:
+            if self._idle_reader is not None:
+                await self._stop_idle_reader()
+            async with self._lock:
+                while not self._pending:
+                    await self._read_frame()
+        return self._pending.popleft()
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
         """Send a chat and return everything streamed back, up to and including ``end``.
@@ -237,36 +267,36 @@ class Client:
             self._chat(text, self.timeout if timeout is None else timeout, data))
 
     async def _chat(self, text: str, timeout: float, data: dict[str, Any]) -> list[Message]:
-        deadline = time.monotonic() + timeout
         sent = Message(MessageType.CHAT, {**data, "text": text})
         await self._send_message(sent)
         replies: list[Message] = []
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no end for chat {sent.id} within {timeout} s")
-            message = await self._recv(remaining)
-            replies.append(message)
-            if message.type == MessageType.END:
-                return replies
-            if message.type == MessageType.ERROR:
-                error = message.error
-                assert error is not None
-                if error.details.get("reply_to") == sent.id or not error.recoverable:
-                    raise error
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self._next()
+                    replies.append(message)
+                    if message.type == MessageType.END:
+                        return replies
+                    if message.type == MessageType.ERROR:
+                        error = message.error
+                        assert error is not None
+                        if error.details.get("reply_to") == sent.id or not error.recoverable:
+                            raise error
+        except TimeoutError:
+            raise TimeoutError(f"no end for chat {sent.id} within {timeout} s") from None
 
     async def aclose(self) -> None:
         """Close the connection (code 1000). Safe to call twice."""
         await self._on_loop(self._close())
 
     async def _close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        await self._stop_idle_reader()
         if self._ws is not None:
             await self._ws.close()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._reader), 5.0)
-            except TimeoutError:
-                self._reader.cancel()
+            if self._closed is None:
+                self._closed = self._closed_error(None)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._aiter()
@@ -312,6 +342,8 @@ class Client:
     @property
     def closed(self) -> StreamClosed | None:
         """Why the connection closed, or None while it is open."""
+        if self._closed is None and self._ws is not None and self._ws.close_code is not None:
+            self._closed = self._closed_error(None)
         return self._closed
 
     def __enter__(self) -> Client:
