@@ -10,6 +10,7 @@ Start a server in a cell, connect a client, chat with the scripted agent::
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from nbstream.client import Client, StreamClosed, aconnect, connect
 from nbstream.events import EventStream, FlowEvent
@@ -24,6 +25,9 @@ from nbstream.server import (
     serve,
 )
 
+if TYPE_CHECKING:
+    from nbstream.views import FlowView, LoadTestView, ServerView
+
 try:
     __version__ = version("nbstream")
 except PackageNotFoundError:  # running from a source tree that was not installed
@@ -36,10 +40,13 @@ __all__ = [
     "ErrorCode",
     "EventStream",
     "FlowEvent",
+    "FlowView",
+    "LoadTestView",
     "Message",
     "MessageType",
     "Server",
     "ServerOptions",
+    "ServerView",
     "Session",
     "Severity",
     "ShutdownReport",
@@ -51,3 +58,12 @@ __all__ = [
     "run_in_thread",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load the views (ipywidgets, about 0.6 s to import) on first use only."""
+    if name in ("FlowView", "LoadTestView", "ServerView"):
+        from nbstream import views
+
+        return getattr(views, name)
+    raise AttributeError(f"module 'nbstream' has no attribute {name!r}")

@@ -1,0 +1,69 @@
+"""Count what widgets send to the browser, with no browser and no kernel.
+
+``with record_comms() as log:`` makes every widget created inside it talk to a
+comm that only records; ``log.updates()`` then says how many state updates went
+out. Tests and ``benchmarks/views.py`` measure a view's traffic with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import comm
+from comm.base_comm import BaseComm
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One comm message: which widget, which kind, and the state keys it carried."""
+
+    comm_id: str
+    msg_type: str
+    method: str | None
+    keys: tuple[str, ...]
+
+
+@dataclass
+class CommLog:
+    """Every comm message sent while recording, oldest first."""
+
+    sent: list[Sent] = field(default_factory=list)
+
+    def updates(self, widget: Any = None) -> int:
+        """State updates sent (by ``widget``, if given) — what reaches the browser."""
+        return sum(
+            1 for s in self.sent
+            if s.method == "update" and (widget is None or s.comm_id == widget.model_id)
+        )
+
+
+class _RecordingComm(BaseComm):
+    def __init__(self, log: CommLog, **kwargs: Any) -> None:
+        self._log = log
+        super().__init__(**kwargs)
+
+    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None,
+                    buffers: Any = None, **keys: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        state = data.get("state")
+        self._log.sent.append(Sent(self.comm_id, msg_type, data.get("method"),
+                                   tuple(state) if isinstance(state, dict) else ()))
+
+
+@contextmanager
+def record_comms() -> Iterator[CommLog]:
+    """Record the comm traffic of widgets created inside the ``with`` block."""
+    log = CommLog()
+    original = comm.create_comm
+
+    def create(**kwargs: Any) -> BaseComm:
+        return _RecordingComm(log, **kwargs)
+
+    comm.create_comm = create
+    try:
+        yield log
+    finally:
+        comm.create_comm = original

@@ -1,0 +1,132 @@
+"""FlowView: a live inspector of the messages in both directions, like devtools' frames.
+
+``nbstream.FlowView(server)`` (or a client, or a running load test) shows one row
+per message: time, direction, session, type, size and a preview; click a row for
+its whole JSON. It subscribes to ``source.events``, folds each event into a
+:class:`~nbstream.views.flowlog.FlowLog` and pushes to the browser at most about
+ten times a second, so it never slows the stream it watches by much.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anywidget
+import traitlets as t
+
+from nbstream import runtime
+from nbstream.events import EventStream, FlowEvent
+from nbstream.views.flowlog import FlowLog, FlowRow
+from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
+
+_HERE = Path(__file__).parent
+RATE_REFRESH = 0.25
+"""Seconds between refreshes while the rates decay after traffic stops."""
+
+
+def _nothing() -> None:
+    """What closing does before the view subscribed."""
+
+
+class EventSource(Protocol):
+    """Anything that publishes flow events: a Server, a Client, a LoadTest."""
+
+    @property
+    def events(self) -> EventStream: ...
+
+
+class FlowView(anywidget.AnyWidget):
+    """Live message inspector for a ``Server``, a ``Client`` or a running ``LoadTest``.
+
+    Display it as a cell's last expression. Filter by type, session or text, pause
+    to read, click a row to see its JSON. The lane picture on the right draws the
+    last messages as arrows between clients and server when at most four sessions
+    are in view. Call :meth:`close` when done: it stops listening.
+
+    Args:
+        source: What to watch; anything with an ``events`` stream.
+        max_rows: Rows kept (and shown); older ones roll out.
+        interval: Seconds between pushes to the browser, at least.
+        title: Heading; defaults to the source's class and URL.
+    """
+
+    _esm = _HERE / "flow.js"
+    _css = _HERE / "flow.css"
+
+    title = t.Unicode("").tag(sync=True)
+    rows: t.List[list[Any]] = t.List().tag(sync=True)
+    """The shown rows as lists (see :meth:`FlowRow.cells`), at most ``max_rows``."""
+    total = t.Int(0).tag(sync=True)
+    counts = t.Dict().tag(sync=True)
+    rates = t.List([0.0, 0.0]).tag(sync=True)
+    """Messages per second, client to server and server to client."""
+    sessions: t.List[str] = t.List().tag(sync=True)
+    type_filter = t.Unicode("").tag(sync=True)
+    session_filter = t.Unicode("").tag(sync=True)
+    text_filter = t.Unicode("").tag(sync=True)
+    paused = t.Bool(False).tag(sync=True)
+    """While True the rows stay still (counters go on); set False to catch up."""
+    follow = t.Bool(True).tag(sync=True)
+    """Keep the newest row in sight (browser side)."""
+    selected = t.Int(-1).tag(sync=True)
+    """Sequence number of the clicked row, -1 for none."""
+    detail = t.Unicode("").tag(sync=True)
+    """The whole JSON of the selected row."""
+
+    def __init__(self, source: EventSource, *, max_rows: int = 200,
+                 interval: float = DEFAULT_INTERVAL, title: str | None = None,
+                 **kwargs: Any) -> None:
+        self.flow_log = FlowLog(max_rows)
+        """The folded state behind the view (counters, rows)."""
+        self._shown: list[FlowRow] = []
+        self._unsubscribe: Callable[[], None] = _nothing
+        self._throttle = Throttle(runtime.home_loop(), self._flush, interval)
+        url = getattr(source, "url", "")
+        super().__init__(title=title if title is not None else
+                         f"{type(source).__name__} {url}".strip(), **kwargs)
+        self._unsubscribe = source.events.subscribe(self._on_event)
+        self.observe(self._on_choice,
+                     names=["type_filter", "session_filter", "text_filter", "paused"])
+        self.observe(self._on_select, names=["selected"])
+
+    @property
+    def pushes(self) -> int:
+        """How many times the view refreshed the browser."""
+        return self._throttle.flushes
+
+    def _on_event(self, event: FlowEvent) -> None:
+        if self.flow_log.fold(event):
+            self._throttle.poke()
+
+    def _flush(self) -> float | None:
+        log = self.flow_log
+        c2s, s2c = log.rates(time.monotonic())
+        with self.hold_sync():
+            self.total = log.total
+            self.counts = dict(log.counts)
+            self.rates = [round(c2s, 1), round(s2c, 1)]
+            if not self.paused:
+                self._shown = log.rows(self.type_filter, self.session_filter, self.text_filter)
+                self.rows = [row.cells() for row in self._shown]
+                self.sessions = log.sessions()
+        return RATE_REFRESH if c2s or s2c else None
+
+    def _on_choice(self, change: Any) -> None:
+        self._throttle.poke()
+
+    def _on_select(self, change: Any) -> None:
+        row = next((r for r in self._shown if r.seq == change["new"]), None)
+        self.detail = row.pretty() if row is not None else ""
+
+    def close(self) -> None:
+        """Stop listening and remove the view. Safe to call twice."""
+        if hasattr(self, "_throttle"):  # not there when __init__ failed early
+            self._unsubscribe()
+            self._throttle.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<nbstream.FlowView {self.title!r}: {self.flow_log.total} messages>"

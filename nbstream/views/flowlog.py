@@ -1,0 +1,182 @@
+"""What a FlowView shows, folded from flow events: the last N rows, counters and rates.
+
+:meth:`FlowLog.fold` runs inline on the data path for every event, so it only
+appends the event to a bounded deque and bumps counters. Everything costly (JSON
+text, previews, clock strings, filtering) happens in :meth:`FlowLog.rows`, which a
+view calls at most about ten times a second, and then only for events not yet seen.
+Memory stays bounded whatever the rate: ``max_rows`` rows of at most ``MAX_JSON``
+characters each, and at most ``max_types`` counters.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+import msgspec
+
+from nbstream.events import FlowEvent
+from nbstream.protocol import encode
+
+MAX_JSON = 16_000
+"""Characters of a message's JSON kept for its detail view; longer ones are cut."""
+PREVIEW = 80
+"""Characters of the preview column."""
+INVALID = "invalid"
+"""The type shown for a frame that was not a valid envelope."""
+OTHER = "other"
+"""The counter that takes every type beyond ``max_types``."""
+
+
+class FlowRow(NamedTuple):
+    """One line of the flow: a message, or a connection opening or closing."""
+
+    seq: int
+    at: float
+    direction: str
+    """``c2s``, ``s2c``, or ``""`` for ``open`` and ``close`` rows."""
+    session_id: str
+    user: str | None
+    type: str
+    size: int
+    preview: str
+    json: str
+
+    def cells(self) -> list[Any]:
+        """The row as the browser table gets it: seq, clock, direction, session, type..."""
+        return [self.seq, clock(self.at), self.direction, self.session_id, self.type,
+                self.size, self.preview]
+
+    def pretty(self) -> str:
+        """The whole JSON, indented; as stored when it is not valid JSON (or was cut)."""
+        try:
+            return json.dumps(json.loads(self.json), indent=2, ensure_ascii=False)
+        except ValueError:
+            return self.json
+
+
+def clock(at: float) -> str:
+    """Local wall-clock time of ``at`` to the millisecond, like ``14:03:07.281``."""
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def make_row(seq: int, event: FlowEvent) -> FlowRow:
+    """Render one event into a row (called at flush time, never on the data path)."""
+    message = event.message
+    detail = event.detail or {}
+    if message is not None:
+        encoded = encode(message)
+        text = encoded.decode()
+        return FlowRow(seq, event.at, event.direction or "", event.session_id, event.user,
+                       str(message.type), event.size or len(encoded),
+                       _cut(msgspec.json.encode(message.data).decode(), PREVIEW),
+                       _cut(text, MAX_JSON))
+    if event.direction is not None:  # a frame that failed validation
+        raw = detail.get("raw", b"")
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return FlowRow(seq, event.at, event.direction, event.session_id, event.user, INVALID,
+                       event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
+    facts = {"user": event.user, **detail}
+    summary = " ".join(f"{k}={v}" for k, v in facts.items() if v not in (None, ""))
+    return FlowRow(seq, event.at, "", event.session_id, event.user, event.kind, 0,
+                   _cut(summary, PREVIEW), json.dumps(facts, default=str))
+
+
+class FlowLog:
+    """The folded state of a flow: bounded rows, counters per type, rates per direction.
+
+    Feed it with :meth:`fold` (cheap, any thread); read it with :meth:`rows`,
+    :meth:`rates` and :meth:`detail` from the view's loop.
+    """
+
+    def __init__(self, max_rows: int = 200, max_types: int = 32, window: float = 1.0) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self.max_rows = max_rows
+        self.max_types = max_types
+        self.window = window
+        self.counts: dict[str, int] = {}
+        """Messages seen per type, since the log was created."""
+        self.c2s = 0
+        """Messages seen from client to server."""
+        self.s2c = 0
+        """Messages seen from server to client."""
+        self._incoming: deque[FlowEvent] = deque(maxlen=max_rows)
+        self._rows: deque[FlowRow] = deque(maxlen=max_rows)
+        self._seq = 0
+        self._samples: deque[tuple[float, int, int]] = deque()
+
+    def fold(self, event: FlowEvent) -> bool:
+        """Take one event in; returns False for events that do not show (heartbeats)."""
+        if event.kind == "heartbeat":
+            return False
+        self._incoming.append(event)
+        direction = event.direction
+        if direction is not None:
+            message = event.message
+            key = str(message.type) if message is not None else INVALID
+            counts = self.counts
+            if key in counts:
+                counts[key] += 1
+            elif len(counts) < self.max_types:
+                counts[key] = 1
+            else:
+                counts[OTHER] = counts.get(OTHER, 0) + 1
+            if direction == "c2s":
+                self.c2s += 1
+            else:
+                self.s2c += 1
+        return True
+
+    @property
+    def total(self) -> int:
+        """Messages seen in both directions."""
+        return self.c2s + self.s2c
+
+    def _take_incoming(self) -> None:
+        incoming = self._incoming
+        while incoming:
+            self._seq += 1
+            self._rows.append(make_row(self._seq, incoming.popleft()))
+
+    def rows(self, type: str = "", session: str = "", text: str = "") -> list[FlowRow]:
+        """The buffered rows, oldest first, that match every filter given.
+
+        Args:
+            type: Keep only this message type (or ``open``, ``close``, ``invalid``).
+            session: Keep only sessions whose id contains this.
+            text: Keep only rows whose JSON contains this, ignoring case.
+        """
+        self._take_incoming()
+        needle = text.lower()
+        return [
+            row for row in self._rows
+            if (not type or row.type == type)
+            and (not session or session in row.session_id)
+            and (not needle or needle in row.json.lower())
+        ]
+
+    def sessions(self) -> list[str]:
+        """Session ids present in the buffer, in order of first appearance."""
+        self._take_incoming()
+        return list(dict.fromkeys(row.session_id for row in self._rows))
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """Messages per second (client to server, server to client) over the last window."""
+        samples = self._samples
+        samples.append((now, self.c2s, self.s2c))
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        since, c2s, s2c = samples[0]
+        elapsed = now - since
+        if elapsed <= 0:
+            return 0.0, 0.0
+        return (self.c2s - c2s) / elapsed, (self.s2c - s2c) / elapsed

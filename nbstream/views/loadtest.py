@@ -1,0 +1,181 @@
+"""LoadTestView: throughput, in-flight, p50/p99 and errors while a load test runs.
+
+``nbstream.LoadTestView(nbstream.start_load_test(...))`` updates live from the load
+test's progress callback (about ten times a second), with sparklines of throughput
+and p99 latency, and ends with the final summary table and plot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections import deque
+from collections.abc import Callable
+from html import escape
+from typing import Any, Protocol
+
+import ipywidgets as w
+
+from nbstream import runtime
+from nbstream.views import html
+from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
+
+HISTORY = 600
+"""Progress samples kept for the sparklines (a minute at ten a second)."""
+
+
+class Progress(Protocol):
+    """The figures of a load test at one moment (``LoadTest.progress()``)."""
+
+    @property
+    def elapsed(self) -> float: ...
+    @property
+    def sent(self) -> int: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def connections_open(self) -> int: ...
+    @property
+    def throughput(self) -> float: ...
+    @property
+    def p50(self) -> float | None: ...
+    @property
+    def p99(self) -> float | None: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def planned(self) -> int | None: ...
+
+
+class Result(Protocol):
+    """What a finished load test gives (``LoadTest.result()``)."""
+
+    def summary(self) -> Any: ...
+    def plot(self) -> Any: ...
+
+
+class LoadTestLike(Protocol):
+    """A running load test, as ``nbstream.start_load_test`` returns it."""
+
+    def progress(self) -> Progress: ...
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
+    async def aresult(self) -> Result: ...
+
+
+def _nothing() -> None:
+    """What unsubscribing does once it has been done."""
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+def progress_html(progress: Progress, series: list[tuple[float, float]]) -> str:
+    """The live panel: figures, a progress bar when the plan is known, two sparklines.
+
+    ``series`` holds ``(throughput, p99)`` samples, oldest first.
+    """
+    state = "done" if progress.done else "running"
+    bar = ""
+    if progress.planned:
+        bar = (f'<progress value="{progress.completed}" max="{progress.planned}" '
+               f'style="width:320px"></progress> {progress.completed:,} / {progress.planned:,}')
+    css = "nbs-bad" if progress.errors else "nbs-ok"
+    errors = f'<span class="{css}">{progress.errors:,}</span>'
+    figures = html.figures([
+        ("messages/s", f"{progress.throughput:,.0f}"),
+        ("in flight", f"{progress.in_flight:,}"),
+        ("p50 ms", _ms(progress.p50)),
+        ("p99 ms", _ms(progress.p99)),
+        ("connections", f"{progress.connections_open:,}"),
+        ("sent", f"{progress.sent:,}"),
+        ("seconds", f"{progress.elapsed:.1f}"),
+    ])
+    lines = (html.sparkline([s[0] for s in series], label="messages/s")
+             + html.sparkline([(s[1] or 0.0) * 1000 for s in series], colour="#bc4c00",
+                              label="p99 ms"))
+    return (f"<div><b>load test</b> — {state}, errors {errors}</div>{figures}{bar}"
+            f'<div style="display:flex;gap:24px">{lines}</div>')
+
+
+class LoadTestView(w.VBox):  # type: ignore[misc]
+    """Live panel of a running load test, ending with its summary table and plot.
+
+    Create it right after ``nbstream.start_load_test(...)`` and display it; it
+    follows the test by itself. Call :meth:`close` when done.
+    """
+
+    def __init__(self, load_test: LoadTestLike, *, interval: float = DEFAULT_INTERVAL,
+                 history: int = HISTORY) -> None:
+        self.load_test = load_test
+        self._loop = runtime.home_loop()
+        self._throttle = Throttle(self._loop, self._flush, interval)
+        self._latest: Progress | None = None
+        self._series: deque[tuple[float, float]] = deque(maxlen=history)
+        self._finishing: asyncio.Future[None] | None = None
+        self.live = w.HTML()
+        self.summary = w.HTML()
+        """The final summary table, once the test is done."""
+        self.plot = w.Image(format="png")
+        """The final plot as PNG, once the test is done."""
+        self._owned = [w.HTML(html.STYLE), self.live, self.summary, self.plot]
+        super().__init__(self._owned)
+        self._unsubscribe = load_test.subscribe(self._on_progress)
+        self._on_progress(load_test.progress())
+
+    @property
+    def pushes(self) -> int:
+        """How many times the live panel refreshed."""
+        return self._throttle.flushes
+
+    def _on_progress(self, progress: Progress) -> None:
+        self._latest = progress
+        self._series.append((progress.throughput, progress.p99 or 0.0))
+        self._throttle.poke()
+
+    def _flush(self) -> None:
+        progress = self._latest
+        if progress is None:
+            return
+        self.live.value = progress_html(progress, list(self._series))
+        if progress.done and self._finishing is None:
+            self._finishing = asyncio.ensure_future(self._finish())
+
+    def _stop_listening(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, _nothing
+        unsubscribe()
+
+    async def _finish(self) -> None:
+        self._stop_listening()
+        try:
+            result = await self.load_test.aresult()
+            self.summary.value = html.STYLE + result.summary().to_html(
+                classes="nbs-table", float_format=lambda v: f"{v:,.4g}", border=0)
+            self.plot.value = png(result.plot())
+        except Exception as exc:  # show it where the user is looking
+            self.summary.value = f"<pre>{escape(repr(exc))}</pre>"
+
+    def close(self) -> None:
+        """Stop following the load test and remove the view. Safe to call twice."""
+        if hasattr(self, "_unsubscribe"):  # not there when __init__ failed early
+            self._stop_listening()
+            self._throttle.close()
+        for widget in getattr(self, "_owned", ()):
+            widget.close()
+        super().close()
+
+
+def png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes; closes it so the inline backend never shows it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()

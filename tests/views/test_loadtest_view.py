@@ -1,0 +1,95 @@
+"""LoadTestView follows a load test's progress and ends with its summary and plot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nbstream.views import LoadTestView
+from nbstream.views.commlog import CommLog
+from nbstream.views.loadtest import progress_html
+from tests.views.conftest import eventually
+
+matplotlib.use("Agg")
+
+
+@dataclass(frozen=True)
+class Progress:
+    elapsed: float = 0.0
+    sent: int = 0
+    completed: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    connections_open: int = 0
+    throughput: float = 0.0
+    p50: float | None = None
+    p99: float | None = None
+    done: bool = False
+    planned: int | None = 1_000
+
+
+class Result:
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame({"messages": [1_000], "p99_ms": [4.2]})
+
+    def plot(self) -> Figure:
+        figure = Figure()
+        figure.subplots().plot([1, 2, 3])
+        return figure
+
+
+class FakeLoadTest:
+    """Stands in for nbstream.start_load_test(...): progress, subscribe, aresult."""
+
+    def __init__(self) -> None:
+        self.latest = Progress()
+        self.subscribers: list[Callable[[Any], None]] = []
+
+    def progress(self) -> Progress:
+        return self.latest
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+    def report(self, progress: Progress) -> None:
+        self.latest = progress
+        for callback in list(self.subscribers):
+            callback(progress)
+
+    async def aresult(self) -> Result:
+        return Result()
+
+
+async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> None:
+    test = FakeLoadTest()
+    view = LoadTestView(test)
+    for step in range(1, 30):
+        test.report(Progress(elapsed=step / 10, sent=step * 30, completed=step * 30,
+                             in_flight=5, connections_open=10, throughput=300.0,
+                             p50=0.002, p99=0.009))
+        await asyncio.sleep(0.01)
+    await eventually(lambda: "300" in view.live.value and "9.0" in view.live.value)
+    assert comms.updates(view.live) <= 5
+    test.report(Progress(elapsed=3.0, sent=1_000, completed=1_000, done=True))
+    await eventually(lambda: bool(view.plot.value))
+    assert "done" in view.live.value
+    assert "p99_ms" in view.summary.value
+    assert bytes(view.plot.value).startswith(b"\x89PNG")
+    assert test.subscribers == []  # it stopped listening by itself
+    view.close()
+    view.close()
+
+
+def test_progress_html_shows_the_plan_and_the_errors() -> None:
+    text = progress_html(Progress(completed=250, errors=3, p50=None), [(10.0, 0.001)] * 3)
+    assert 'value="250" max="1000"' in text
+    assert '<span class="nbs-bad">3</span>' in text
+    assert "—" in text  # no latency yet
+    assert "<svg" in text
