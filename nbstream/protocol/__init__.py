@@ -23,6 +23,7 @@ from nbstream.protocol.errors import CloseCode, ErrorCode, Severity, StreamError
 from nbstream.protocol.heartbeat import Heartbeat, HeartbeatAction
 from nbstream.protocol.history import BoundedHistory
 from nbstream.protocol.ratelimit import TokenBucket
+from nbstream.protocol.resume import Position, RecentIds, ResumePlan, new_epoch, plan_resume
 from nbstream.protocol.session import Session
 
 __all__ = [
@@ -37,14 +38,19 @@ __all__ = [
     "HeartbeatAction",
     "Message",
     "MessageType",
+    "Position",
+    "RecentIds",
+    "ResumePlan",
     "Session",
     "Severity",
     "StreamError",
     "TokenBucket",
     "encode",
     "encode_batch",
+    "new_epoch",
     "new_id",
     "parse_client_frame",
     "parse_server_frame",
+    "plan_resume",
     "utc_timestamp",
 ]

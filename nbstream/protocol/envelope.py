@@ -37,9 +37,11 @@ class MessageType(enum.StrEnum):
     BATCH = "batch"
     SERVER_SHUTDOWN = "server_shutdown"
     WELCOME = "welcome"
+    AUTH = "auth"
 
 
-CLIENT_TYPES = frozenset({MessageType.CHAT, MessageType.PING, MessageType.PONG})
+CLIENT_TYPES = frozenset({MessageType.CHAT, MessageType.PING, MessageType.PONG,
+                          MessageType.AUTH})
 """The types a client may send; anything else is INVALID_MESSAGE."""
 
 _ID_PREFIX = os.urandom(5).hex()
@@ -156,6 +158,9 @@ def parse_client_frame(frame: str | bytes) -> Message | StreamError:
             allowed=sorted(CLIENT_TYPES),
         )
     data = raw.data
+    if raw.type == MessageType.AUTH and not (
+            isinstance(data, dict) and isinstance(data.get("token"), str)):
+        return _invalid("an auth message needs data.token (a string)")
     if raw.type == MessageType.CHAT:
         if isinstance(data, dict) and isinstance(data.get("text"), str):
             pass

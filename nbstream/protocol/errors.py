@@ -32,6 +32,10 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
+    SESSION_TAKEN_OVER = 4001
+    """nbstream: a newer connection with the same session id took the session over."""
+    SLOW_CONSUMER = 4002
+    """nbstream: the client read too slowly; its outgoing queue overflowed."""
 
 
 class ErrorCode(enum.StrEnum):
@@ -55,6 +59,10 @@ class ErrorCode(enum.StrEnum):
     """The peer did not answer a ``ping`` within ``heartbeat_timeout``; closes with 1011."""
     SHUTTING_DOWN = "SHUTTING_DOWN"
     """The server is stopping and takes no new chats; reconnect later."""
+    SLOW_CONSUMER = "SLOW_CONSUMER"
+    """The client read too slowly and its outgoing queue overflowed; closes with 4002."""
+    RECOVERY_FAILED = "RECOVERY_FAILED"
+    """A reconnect could not replay everything missed; fetch your state again."""
 
 
 class _Default(NamedTuple):
@@ -86,6 +94,11 @@ _DEFAULTS: dict[ErrorCode, _Default] = {
         "heartbeat timeout", Severity.ERROR, False, CloseCode.INTERNAL_ERROR
     ),
     ErrorCode.SHUTTING_DOWN: _Default("server is shutting down", Severity.WARNING, True, None),
+    ErrorCode.SLOW_CONSUMER: _Default(
+        "client too slow: outgoing queue overflowed", Severity.ERROR, True,
+        CloseCode.SLOW_CONSUMER),
+    ErrorCode.RECOVERY_FAILED: _Default(
+        "could not recover every missed message", Severity.ERROR, True, None),
 }
 
 

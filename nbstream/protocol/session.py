@@ -8,6 +8,7 @@ from typing import Any
 
 from nbstream.protocol.errors import ErrorCode, StreamError
 from nbstream.protocol.history import BoundedHistory
+from nbstream.protocol.resume import Position, RecentIds, new_epoch
 
 
 @dataclass(eq=False)
@@ -24,6 +25,10 @@ class Session:
     history: BoundedHistory
     context_max_messages: int | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    epoch: str = field(default_factory=new_epoch)
+    """Changes whenever the server starts this session's history anew."""
+    client_ids: RecentIds = field(default_factory=lambda: RecentIds(1024))
+    """Ids of recent client messages, to drop duplicates a reconnecting client resends."""
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
@@ -35,8 +40,15 @@ class Session:
         self.messages_in += 1
         self.bytes_in += size
 
+    def next_id(self) -> str:
+        """The id of the next outgoing message: ``"<epoch>:<offset>"``."""
+        return Position(self.epoch, self.history.next_offset).to_id()
+
     def record_out(self, encoded: bytes) -> int:
-        """Count one message sent to the client and keep it in the history; its offset."""
+        """Count one message sent to the client and keep it in the history; its offset.
+
+        Encode the message with :meth:`next_id` as its id first.
+        """
         self.messages_out += 1
         self.bytes_out += len(encoded)
         return self.history.add(encoded)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+import ssl as ssl_module
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
+
+from nbstream.server.auth import AuthSpec
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,30 @@ class ServerOptions:
     """Messages per second per connection; beyond it RATE_LIMITED (connection stays)."""
     rate_burst: float | None = None
     """Bucket size for ``rate_limit``; defaults to twice the rate (at least 1)."""
+    rate_limit_per_user: float | None = None
+    """Messages per second across all connections of one user (burst: twice the rate)."""
     context_max_messages: int | None = None
     """Chats per session; beyond it CONTEXT_EXHAUSTED."""
     max_pending_chats: int = 16
     """Chats queued behind the one streaming; beyond it RATE_LIMITED."""
     send_timeout: float = 5.0
-    """Seconds ``broadcast``/``send_to_user`` wait for one connection before skipping it."""
+    """Seconds one frame may wait for a client's socket before the client counts as stuck
+    and is dropped as a slow consumer (close 4002)."""
+    max_queue_bytes: int = 1_048_576
+    """Bytes queued for one slow client before it is dropped as a slow consumer (4002)."""
+    session_ttl: float = 60.0
+    """Seconds a session (history, running reply) outlives an abnormal disconnect, so the
+    client can resume it; a normal close (1000) ends the session at once."""
+    auth: AuthSpec | None = None
+    """A token, a mapping of tokens to users, or a function token -> user (sync or async);
+    None lets everyone in (users then name themselves with ``?user=``)."""
+    auth_timeout: float = 5.0
+    """Seconds a client without a handshake token has to send an ``auth`` message."""
+    allowed_origins: Sequence[str] | None = None
+    """Exact ``Origin`` values browsers may connect from (others get HTTP 403);
+    clients that send no Origin (scripts, notebooks) are always allowed."""
+    ssl: ssl_module.SSLContext | None = None
+    """A server-side SSL context: the server then speaks ``wss://``."""
     open_timeout: float = 10.0
     """Seconds a client has to complete the opening handshake (websockets)."""
     close_timeout: float = 2.0
@@ -90,7 +111,3 @@ class ServerOptions:
                 f"unknown server option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         return cls(**options)
-
-    def replace(self, **changes: Any) -> ServerOptions:
-        """A copy with some options changed."""
-        return dataclasses.replace(self, **changes)

@@ -11,6 +11,7 @@ import asyncio
 import html
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Coroutine, Iterator, Mapping
@@ -37,19 +38,21 @@ from nbstream.protocol import (
     HeartbeatAction,
     Message,
     MessageType,
+    Position,
     Session,
     StreamError,
+    TokenBucket,
+    parse_client_frame,
+    plan_resume,
 )
+from nbstream.server.auth import Authenticator, token_from
 from nbstream.server.connection import Connection
+from nbstream.server.live import LiveSession
 from nbstream.server.options import ServerOptions
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-SESSION_TAKEN_OVER = 4001
-"""Close code for a connection replaced by a newer one with the same session id."""
-
 
 @dataclass(frozen=True)
 class ConnectionInfo:
@@ -74,39 +77,53 @@ class Connections(Mapping[str, ConnectionInfo]):
     Each lookup reads the current counters. ``to_frame()`` gives a DataFrame.
     """
 
-    def __init__(self, registry: dict[str, Connection]) -> None:
-        self._registry = registry
+    def __init__(self, sessions: dict[str, LiveSession]) -> None:
+        self._sessions = sessions
+
+    def _attached(self) -> list[str]:
+        return [sid for sid, live in list(self._sessions.items()) if live.connection is not None]
 
     def __getitem__(self, session_id: str) -> ConnectionInfo:
-        conn = self._registry[session_id]
-        s = conn.session
+        live = self._sessions[session_id]
+        conn = live.connection
+        if conn is None:
+            raise KeyError(session_id)
+        s = live.session
         return ConnectionInfo(s.id, s.user, s.connected_at, s.messages_in, s.messages_out,
                               s.bytes_in, s.bytes_out, conn.heartbeat.rtt,
-                              conn.streaming is not None, len(s.history),
+                              live.streaming is not None, len(s.history),
                               s.history.total_bytes)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._registry))
+        return iter(self._attached())
 
     def __len__(self) -> int:
-        return len(self._registry)
+        return len(self._attached())
+
+    def _rows(self) -> list[ConnectionInfo]:
+        rows = []
+        for sid in self._attached():
+            try:
+                rows.append(self[sid])
+            except KeyError:  # closed while we looked
+                pass
+        return rows
 
     def to_frame(self) -> Any:
         """The connections as a pandas DataFrame, one row per connection."""
         import pandas as pd
 
         columns = list(ConnectionInfo.__dataclass_fields__)
-        return pd.DataFrame([vars(self[k]) for k in self if k in self._registry],
-                            columns=columns)
+        return pd.DataFrame([vars(info) for info in self._rows()], columns=columns)
 
     def __repr__(self) -> str:
-        return f"<{len(self)} connection(s): {', '.join(list(self)[:5])}>"
+        return f"<{len(self)} connection(s): {', '.join(self._attached()[:5])}>"
 
     def _repr_html_(self) -> str:
         rows = "".join(
             "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in vars(info).values())
             + "</tr>"
-            for info in (self[k] for k in self if k in self._registry)
+            for info in self._rows()
         )
         head = "".join(f"<th>{name}</th>" for name in ConnectionInfo.__dataclass_fields__)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -147,8 +164,11 @@ class Server:
         """Every connection and message, for views and statistics (see nbstream.events)."""
         self._requested_port = port
         self._loop = loop
-        self._registry: dict[str, Connection] = {}
+        self._sessions: dict[str, LiveSession] = {}
         self._admission = Admission(options.max_connections, options.max_connections_per_user)
+        self._auth = Authenticator(options.auth) if options.auth is not None else None
+        self._identities: dict[ServerConnection, str] = {}
+        self._user_buckets: dict[str, TokenBucket] = {}
         self._ws_server: WsServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -161,6 +181,7 @@ class Server:
 
     async def _start(self) -> None:
         opts = self.options
+        origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
         self._ws_server = await ws_serve(
             self._handle,
             self.host,
@@ -168,6 +189,8 @@ class Server:
             process_request=self._process_request,
             select_subprotocol=_select_subprotocol,
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            origins=origins,  # type: ignore[arg-type]
+            ssl=opts.ssl,
             compression="deflate" if opts.compression else None,
             max_size=opts.max_message_bytes,
             open_timeout=opts.open_timeout,
@@ -177,24 +200,26 @@ class Server:
         )
         self.port = self._ws_server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
-        self._ticker = asyncio.create_task(self._heartbeat_loop(), name="nbstream-heartbeat")
+        self._ticker = asyncio.create_task(self._tick(), name="nbstream-heartbeat")
         logger.info("nbstream server listening on %s", self.url)
 
     @property
     def url(self) -> str:
         """The WebSocket URL clients connect to, e.g. ``ws://127.0.0.1:PORT/ws``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}{self.path}"
+        scheme = "wss" if self.options.ssl is not None else "ws"
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     @property
     def health_url(self) -> str:
         """The HTTP URL of the health check (``GET /health``)."""
-        return self.url.replace("ws://", "http://", 1).rsplit(self.path, 1)[0] + "/health"
+        base = self.url.replace("ws", "http", 1)
+        return base[: len(base) - len(self.path)] + "/health"
 
     @property
     def connections(self) -> Connections:
         """Live view of open connections: session, user, since, messages in/out."""
-        return Connections(self._registry)
+        return Connections(self._sessions)
 
     @property
     def running(self) -> bool:
@@ -202,26 +227,53 @@ class Server:
         return self._ws_server is not None and not self._stopping
 
     def health(self) -> dict[str, Any]:
-        """What ``GET /health`` answers: status, connections, users, uptime."""
+        """What ``GET /health`` answers: status, connections, sessions, users, uptime."""
         return {
             "status": "stopping" if self._stopping else "ok",
-            "connections": len(self._registry),
+            "connections": self._admission.total,
+            "sessions": len(self._sessions),
             "users": self._admission.users,
             "uptime": round(time.monotonic() - self._started, 3),
         }
 
     # -- HTTP side of the handshake -------------------------------------------------------
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
-        if path == "/health":
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path == "/health":
             response = ws.respond(200, json.dumps(self.health()) + "\n")
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "application/json"
             return response
-        if _session_from_path(self.path, path) is None:
-            return ws.respond(404, f"Not Found: WebSocket endpoint is {self.path}\n")
+        session_id = _session_from_path(self.path, parts.path)
+        if session_id is None:
+            return ws.respond(404, f"Not Found: the WebSocket endpoint is {self.path}\n")
+        query = parse_qs(parts.query)
+        session_id = session_id or _first(query, "session_id") or ""
+        if session_id and not _SESSION_ID.fullmatch(session_id):
+            return ws.respond(400, "Bad Request: a session id is 1-128 characters of "
+                                   "A-Z a-z 0-9 . _ ~ -\n")
+        if self._auth is not None:
+            token = token_from(request.headers, query)
+            if token is not None:
+                user = await self._auth.user_for(token)
+                if user is None:
+                    logger.info("refused a handshake with an invalid token")
+                    return ws.respond(401, "Unauthorized\n")
+                self._identities[ws] = user
         return None
+
+    async def _first_message_auth(self, ws: ServerConnection) -> str | None:
+        """Wait ``auth_timeout`` for an ``auth`` message; the user, or None (refused)."""
+        assert self._auth is not None
+        try:
+            frame = await asyncio.wait_for(ws.recv(), self.options.auth_timeout)
+        except TimeoutError:
+            return None
+        message = parse_client_frame(frame)
+        if not isinstance(message, Message) or message.type != MessageType.AUTH:
+            return None
+        return await self._auth.user_for(message.data["token"])
 
     # -- one connection ---------------------------------------------------------------------
 
@@ -231,36 +283,42 @@ class Server:
         query = parse_qs(parts.query)
         session_id = (_session_from_path(self.path, parts.path)
                       or _first(query, "session_id") or uuid.uuid4().hex)
-        user = _first(query, "user") or ws.request.headers.get("X-NBStream-User")
         if self._stopping:
             await ws.close(CloseCode.GOING_AWAY, "server shutting down")
             return
-        previous: Connection | None = None
+        if self._auth is None:
+            user = _first(query, "user") or ws.request.headers.get("X-NBStream-User")
+        else:
+            user = self._identities.pop(ws, None) or await self._first_message_auth(ws)
+            if user is None:
+                await _refuse(ws, StreamError(ErrorCode.UNAUTHORIZED,
+                                              "valid credentials required"))
+                return
         refusal = self._admission.admit(user)
-        if refusal is None:
-            previous = self._registry.get(session_id)
-            if previous is not None and previous.session.user != user:
-                self._admission.release(user)
-                refusal = StreamError(ErrorCode.UNAUTHORIZED,
-                                      "this session id belongs to another user")
+        live = self._sessions.get(session_id)
+        if refusal is None and live is not None and live.session.user != user:
+            self._admission.release(user)
+            refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
         if refusal is not None:
             logger.info("refused a connection (user %r): %s", user, refusal)
-            await ws.send(Message(MessageType.ERROR, refusal.to_dict()).to_json())
-            await ws.close(refusal.close_code or CloseCode.POLICY_VIOLATION, refusal.code)
+            await _refuse(ws, refusal)
             return
-        if previous is not None:
-            await previous.close(SESSION_TAKEN_OVER, "session taken over by a new connection")
-        session = Session(
-            session_id, user, datetime.now(UTC),
-            BoundedHistory(self.options.history_max_messages, self.options.history_max_bytes),
-            self.options.context_max_messages,
-        )
-        conn = Connection(ws, session, self.handler, self.options, self.events,
-                          welcome=ws.subprotocol == SUBPROTOCOL)
-        self._registry[session_id] = conn
-        if self.events:
-            self.events.emit("open", "server", session_id, user=user)
-        logger.debug("session %s (user %r) connected", session_id, user)
+        if live is not None and live.connection is not None:
+            await live.connection.close(CloseCode.SESSION_TAKEN_OVER,
+                                        "session taken over by a new connection", drain=0.0)
+        fresh = live is None
+        if live is None:
+            session = Session(
+                session_id, user, datetime.now(UTC),
+                BoundedHistory(self.options.history_max_messages, self.options.history_max_bytes),
+                self.options.context_max_messages,
+            )
+            live = LiveSession(session, self.handler, self.options, self.events)
+            self._sessions[session_id] = live
+        conn = Connection(ws, live, self.options, self.events,
+                          user_bucket=self._user_bucket(user))
+        self._attach(conn, live, fresh, _first(query, "last_id"),
+                     welcome=ws.subprotocol == SUBPROTOCOL)
         try:
             await conn.run()
         except ConnectionClosed:
@@ -268,73 +326,140 @@ class Server:
         except Exception:
             logger.exception("connection of session %s failed", session_id)
         finally:
-            await conn.stop_worker()
-            if self._registry.get(session_id) is conn:
-                del self._registry[session_id]
-            self._admission.release(user)
-            code = ws.close_code if ws.close_code is not None else conn.close_code
-            if self.events:
-                self.events.emit("close", "server", session_id, user=user,
-                                 detail={"code": code, "reason": ws.close_reason or ""})
-            logger.debug("session %s closed (%s)", session_id, code)
+            await self._detach(conn, live, user)
 
-    # -- heartbeat ------------------------------------------------------------------------
+    def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
+                *, welcome: bool) -> None:
+        """Welcome, replay what the client missed, then go live; no await in between."""
+        session = live.session
+        recovered: bool | None = None
+        reason = ""
+        frames: list[bytes] = []
+        if last_id is not None:
+            position = Position.parse(last_id)
+            if position is None:
+                recovered, reason = False, f"{last_id!r} is not a position"
+            elif fresh:
+                recovered, reason = False, ("the server no longer has this session "
+                                            "(expired, or the server restarted)")
+            else:
+                plan = plan_resume(session.history, session.epoch, position)
+                recovered, reason, frames = plan.recovered, plan.reason, plan.frames
+        if welcome:
+            conn.send_control(Message(MessageType.WELCOME, {
+                "session_id": session.id,
+                "user": session.user,
+                "epoch": session.epoch,
+                "recovered": recovered,
+                "replayed": len(frames),
+                "reason": reason,
+                "heartbeat_interval": self.options.heartbeat_interval,
+                "heartbeat_timeout": self.options.heartbeat_timeout,
+                "max_message_bytes": self.options.max_message_bytes,
+                "batching": self.options.batching,
+            }))
+        conn.queue_frames(frames)
+        live.connection = conn
+        live.detached_at = None
+        if self.events:
+            self.events.emit("open", "server", session.id, user=session.user,
+                             detail={"resumed": last_id is not None, "recovered": recovered})
+        logger.debug("session %s (user %r) connected", session.id, session.user)
 
-    async def _heartbeat_loop(self) -> None:
+    async def _detach(self, conn: Connection, live: LiveSession, user: str | None) -> None:
+        await conn.outbox.aclose()
+        self._admission.release(user)
+        ws = conn.ws
+        if live.connection is conn:
+            live.connection = None
+            live.detached_at = time.monotonic()
+        rcvd, protocol = ws.protocol.close_rcvd, ws.protocol
+        client_closed = (rcvd is not None and bool(protocol.close_rcvd_then_sent)
+                         and rcvd.code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY))
+        if live.connection is None and (client_closed or self._stopping
+                                        or conn.close_code == CloseCode.INTERNAL_ERROR):
+            await self._end_session(live)
+        code = ws.close_code if ws.close_code is not None else conn.close_code
+        if self.events:
+            self.events.emit("close", "server", live.session.id, user=user,
+                             detail={"code": code, "reason": ws.close_reason or conn.close_reason})
+        logger.debug("session %s closed (%s)", live.session.id, code)
+
+    async def _end_session(self, live: LiveSession) -> None:
+        if self._sessions.get(live.session.id) is live:
+            del self._sessions[live.session.id]
+        await live.stop()
+
+    def _user_bucket(self, user: str | None) -> TokenBucket | None:
+        rate = self.options.rate_limit_per_user
+        if rate is None or user is None:
+            return None
+        bucket = self._user_buckets.get(user)
+        if bucket is None:
+            bucket = TokenBucket(rate, max(1.0, 2 * rate), time.monotonic())
+            self._user_buckets[user] = bucket
+        return bucket
+
+    # -- the tick: heartbeats, slow consumers, expired sessions ------------------------------
+
+    async def _tick(self) -> None:
         opts = self.options
         tick = min(1.0, max(0.01, min(opts.heartbeat_interval, opts.heartbeat_timeout) / 4))
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            for conn in list(self._registry.values()):
+            for live in list(self._sessions.values()):
+                conn = live.connection
+                if conn is None:
+                    if live.detached_at is not None and now - live.detached_at > opts.session_ttl:
+                        self._spawn(self._end_session(live))
+                    continue
                 if conn.close_code is not None:
+                    continue
+                if conn.outbox.stalled(now, opts.send_timeout):
+                    logger.warning("session %s: socket stuck for %.1f s; dropping it",
+                                   live.session.id, opts.send_timeout)
+                    conn.close_soon(CloseCode.SLOW_CONSUMER,
+                                    f"slow consumer: stuck for over {opts.send_timeout:g} s")
                     continue
                 action = conn.heartbeat.poll(now)
                 if action is HeartbeatAction.SEND_PING:
                     ping = Message(MessageType.PING, {})
                     conn.heartbeat.ping_sent(ping.id, now)
-                    self._spawn(conn.send(ping))
+                    conn.send_control(ping)
                 elif action is HeartbeatAction.TIMED_OUT:
-                    logger.info("session %s missed its heartbeat; closing", conn.session.id)
-                    self._spawn(conn.close(CloseCode.INTERNAL_ERROR, "heartbeat timeout"))
+                    logger.info("session %s missed its heartbeat; closing", live.session.id)
+                    conn.close_soon(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
+            for user in [u for u in self._user_buckets if not self._admission.count(u)]:
+                del self._user_buckets[user]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._reap)
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            if not isinstance(task.exception(), ConnectionClosed):
-                logger.error("background send failed", exc_info=task.exception())
+        task.add_done_callback(self._tasks.discard)
 
     # -- pushing messages -------------------------------------------------------------------
 
-    async def _deliver(self, conns: list[Connection], message: Message) -> int:
-        async def one(conn: Connection) -> bool:
-            try:
-                await asyncio.wait_for(conn.send(message), self.options.send_timeout)
-                return True
-            except (ConnectionClosed, TimeoutError):
-                return False
-
-        results = await asyncio.gather(*(one(c) for c in conns))
-        return sum(results)
+    def _push(self, lives: list[LiveSession], message: Message) -> int:
+        return sum(live.push(message) for live in lives)
 
     async def abroadcast(self, message: Message | dict[str, Any] | str) -> int:
-        """Send ``message`` to every connection at once; returns how many got it.
+        """Send ``message`` to every session at once; returns how many connections got it.
 
-        A connection that does not take it within ``send_timeout`` is skipped, so
-        one stuck client never holds up the others.
+        Never waits for a client: each connection has its own bounded queue, and a
+        client too slow to drain it is dropped (close 4002). Sessions whose client
+        is away keep the message in their history for when it resumes.
         """
-        return await self._on_loop(self._deliver(list(self._registry.values()),
-                                                 as_message(message)))
+        return await self._on_loop(self._apush(None, as_message(message)))
 
     async def asend_to_user(self, user: str, message: Message | dict[str, Any] | str) -> int:
-        """Send ``message`` to all connections of ``user`` concurrently; returns how many."""
-        conns = [c for c in self._registry.values() if c.session.user == user]
-        return await self._on_loop(self._deliver(conns, as_message(message)))
+        """Send ``message`` to every session of ``user``; returns how many connections got it."""
+        return await self._on_loop(self._apush(user, as_message(message)))
+
+    async def _apush(self, user: str | None, message: Message) -> int:
+        lives = [live for live in self._sessions.values()
+                 if user is None or live.session.user == user]
+        return self._push(lives, message)
 
     def broadcast(self, message: Message | dict[str, Any] | str) -> int:
         """Sync twin of :meth:`abroadcast`."""
@@ -344,13 +469,31 @@ class Server:
         """Sync twin of :meth:`asend_to_user`."""
         return runtime.run_sync(self.asend_to_user(user, message), self._loop)
 
-    async def adisconnect(self, session_id: str, reason: str = "disconnected by server") -> bool:
-        """Close one session's connection with 1000; False if it is not connected."""
-        conn = self._registry.get(session_id)
+    async def adisconnect(self, session_id: str, reason: str = "disconnected by server", *,
+                          abrupt: bool = False) -> bool:
+        """Close one session's connection; False if it is not connected.
+
+        Normally closes with 1000, which ends the session. ``abrupt=True`` drops the
+        TCP connection without a close frame instead, as a network failure would:
+        the session stays, and an nbstream client reconnects and resumes it.
+        """
+        return await self._on_loop(self._disconnect(session_id, reason, abrupt))
+
+    async def _disconnect(self, session_id: str, reason: str, abrupt: bool) -> bool:
+        live = self._sessions.get(session_id)
+        conn = live.connection if live is not None else None
         if conn is None:
             return False
-        await self._on_loop(conn.close(CloseCode.NORMAL_CLOSURE, reason))
+        if abrupt:
+            conn.ws.transport.abort()
+        else:
+            await conn.close(CloseCode.NORMAL_CLOSURE, reason)
         return True
+
+    def disconnect(self, session_id: str, reason: str = "disconnected by server", *,
+                   abrupt: bool = False) -> bool:
+        """Sync twin of :meth:`adisconnect`."""
+        return runtime.run_sync(self.adisconnect(session_id, reason, abrupt=abrupt), self._loop)
 
     # -- stopping --------------------------------------------------------------------------
 
@@ -380,28 +523,30 @@ class Server:
         self._stopping = True
         assert self._ws_server is not None
         self._ws_server.close(close_connections=False)
-        conns = list(self._registry.values())
+        lives = list(self._sessions.values())
         notice = Message(MessageType.SERVER_SHUTDOWN,
                          {"reason": "server shutting down", "grace_period": timeout})
-        for conn in conns:
-            conn.draining = True
-        await self._deliver(conns, notice)
-        busy = [c for c in conns if not c.idle]
+        for live in lives:
+            live.draining = True
+            if live.connection is not None:
+                live.connection.send_control(notice)
+        busy = [live for live in lives if not live.idle]
         if busy:
-            remaining = max(0.0, deadline - time.monotonic())
-            waits = [asyncio.ensure_future(c.wait_idle()) for c in busy]
-            _, pending = await asyncio.wait(waits, timeout=remaining)
-            for w in pending:
-                w.cancel()
+            waits = [asyncio.ensure_future(live.wait_idle()) for live in busy]
+            _, pending = await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()))
+            for wait in pending:
+                wait.cancel()
         report = ShutdownReport()
-        for conn in busy:
-            (report.finished if conn.idle else report.cut).append(conn.session.id)
-            if not conn.idle:
-                await conn.stop_worker()
+        for live in busy:
+            (report.finished if live.idle else report.cut).append(live.session.id)
+            if not live.idle:
+                await live.stop()
+        conns = [live.connection for live in lives if live.connection is not None]
 
         async def close(conn: Connection) -> None:
             try:
-                await conn.close(CloseCode.GOING_AWAY, "server shutdown")
+                await conn.close(CloseCode.GOING_AWAY, "server shutdown",
+                                 drain=max(0.1, deadline - time.monotonic()))
             except ConnectionClosed:
                 pass
 
@@ -412,6 +557,8 @@ class Server:
                                    self.options.close_timeout + 1.0)
         except TimeoutError:
             logger.warning("some connections did not close in time")
+        for live in list(self._sessions.values()):
+            await self._end_session(live)
         if self._ticker is not None:
             self._ticker.cancel()
         for task in list(self._tasks):
@@ -442,16 +589,25 @@ class Server:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<nbstream.Server {self.url} {state}, {len(self._registry)} connection(s)>"
+        return f"<nbstream.Server {self.url} {state}, {self._admission.total} connection(s)>"
 
     def _repr_html_(self) -> str:
         state = "running" if self.running else "stopped"
         health = self.health()
+        table = self.connections._repr_html_() if health["connections"] else ""
         return (
             f"<div><b>nbstream server</b> <code>{html.escape(self.url)}</code> — {state}, "
-            f"{health['connections']} connection(s), up {health['uptime']:.0f} s"
-            f"{self.connections._repr_html_() if self._registry else ''}</div>"
+            f"{health['connections']} connection(s), up {health['uptime']:.0f} s{table}</div>"
         )
+
+
+async def _refuse(ws: ServerConnection, error: StreamError) -> None:
+    """Send ``error`` and close with its close code (before any session exists)."""
+    await ws.send(Message(MessageType.ERROR, error.to_dict()).to_json())
+    await ws.close(error.close_code or CloseCode.POLICY_VIOLATION, error.code)
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
 
 def _select_subprotocol(ws: ServerConnection, offered: Any) -> Any:
