@@ -15,6 +15,14 @@ from typing import TYPE_CHECKING
 from nbstream.client import Client, StreamClosed, aconnect, connect
 from nbstream.events import EventStream, FlowEvent
 from nbstream.handlers import Agent, run_in_thread
+from nbstream.loadtest import (
+    LoadProgress,
+    LoadResult,
+    LoadTest,
+    aload_test,
+    load_test,
+    start_load_test,
+)
 from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
 from nbstream.server import (
     ConnectionInfo,
@@ -41,6 +49,9 @@ __all__ = [
     "EventStream",
     "FlowEvent",
     "FlowView",
+    "LoadProgress",
+    "LoadResult",
+    "LoadTest",
     "LoadTestView",
     "Message",
     "MessageType",
@@ -53,10 +64,13 @@ __all__ = [
     "StreamClosed",
     "StreamError",
     "aconnect",
+    "aload_test",
     "aserve",
     "connect",
+    "load_test",
     "run_in_thread",
     "serve",
+    "start_load_test",
 ]
 
 

@@ -1,0 +1,269 @@
+"""Starting a load test: in the background (:func:`start_load_test`) or to the end.
+
+:func:`start_load_test` returns a :class:`LoadTest` at once; the test runs on
+nbstream's home loop (the kernel's loop in a notebook, nbstream's thread in a
+script), next to any server started there. :func:`load_test` and
+:func:`aload_test` start one, show a progress bar and wait for its
+:class:`~nbstream.loadtest.result.LoadResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import html
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nbstream import runtime
+from nbstream.events import EventStream
+from nbstream.loadtest.plan import LoadPlan, Payload
+from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
+from nbstream.loadtest.recorder import Tick
+from nbstream.loadtest.result import LoadResult
+from nbstream.loadtest.workers import execution_for
+
+if TYPE_CHECKING:
+    from nbstream.server import Server
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[LoadProgress], None]
+
+
+class LoadTest:
+    """A load test running in the background. Start one with :func:`start_load_test`.
+
+    Watch it with :meth:`progress` or :meth:`subscribe` (and :attr:`events` for every
+    message of a one-process run), stop it with :meth:`cancel`, and get the
+    :class:`LoadResult` with :meth:`result` or ``await`` :meth:`aresult`.
+    """
+
+    def __init__(self, plan: LoadPlan, loop: asyncio.AbstractEventLoop) -> None:
+        self.plan = plan
+        self.events = EventStream()
+        """FlowEvents of a ``processes=1`` run: "open"/"close", "out" (c2s) and "in" (s2c),
+        source "client", session_id = the connection index. Built only while subscribed."""
+        self._loop = loop
+        self._execution = execution_for(plan, self.events)
+        self._tracker = ProgressTracker(plan.planned)
+        self._progress = self._tracker.snapshot()
+        self._subscribers: tuple[ProgressCallback, ...] = ()
+        self._future: concurrent.futures.Future[LoadResult] = concurrent.futures.Future()
+        self._task: asyncio.Task[LoadResult] | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._on_loop(self._launch)
+
+    def _launch(self) -> None:
+        self._task = self._loop.create_task(self._run(), name="nbstream-load-test")
+        self._task.add_done_callback(self._settle)
+
+    async def _run(self) -> LoadResult:
+        parts = await self._execution.run(self._on_ticks)
+        return LoadResult.from_parts(parts, self.plan.parameters())
+
+    def _on_ticks(self, ticks: list[tuple[int, Tick]]) -> None:
+        for source, tick in ticks:
+            self._tracker.update(source, tick)
+        self._publish(self._tracker.snapshot())
+
+    def _settle(self, task: asyncio.Task[LoadResult]) -> None:
+        final = self._progress = self._tracker.snapshot(done=True)
+        if task.cancelled():
+            self._future.cancel()
+        elif (exc := task.exception()) is not None:
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result(task.result())
+        self._publish(final)
+
+    def _publish(self, progress: LoadProgress) -> None:
+        self._progress = progress
+        for callback in self._subscribers:
+            try:
+                callback(progress)
+            except Exception:
+                logger.exception("load-test progress subscriber %r failed", callback)
+
+    def _on_loop(self, callback: Callable[[], None]) -> None:
+        if runtime.running_loop() is self._loop:
+            callback()
+        else:
+            self._loop.call_soon_threadsafe(callback)
+
+    # -- watching -----------------------------------------------------------------------
+
+    def progress(self) -> LoadProgress:
+        """The latest snapshot (at most a tenth of a second old)."""
+        return self._progress
+
+    def subscribe(self, callback: ProgressCallback) -> Callable[[], None]:
+        """Call ``callback(LoadProgress)`` about ten times a second, and once when done.
+
+        Callbacks run on the test's event loop: keep them short (update a widget or a
+        counter). Subscribing to a finished test calls ``callback`` once, at once.
+
+        Returns:
+            The function that unsubscribes ``callback``.
+        """
+        self._subscribers = (*self._subscribers, callback)
+        if self.done:
+            callback(self._progress)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    @property
+    def done(self) -> bool:
+        """True once the result is ready (or the test failed)."""
+        return self._future.done()
+
+    def cancel(self) -> None:
+        """Stop the test: connections close, messages in flight become CANCELLED rows.
+
+        The result of what ran so far is still returned by :meth:`result`.
+        """
+        self._on_loop(self._execution.cancel)
+
+    # -- the result -----------------------------------------------------------------------
+
+    def result(self, timeout: float | None = None) -> LoadResult:
+        """Wait for the :class:`LoadResult` (also from a notebook cell).
+
+        Raises:
+            TimeoutError: if it is not ready within ``timeout`` seconds; the test goes on.
+        """
+        if runtime.running_loop() is self._loop:
+            return runtime.run_sync(asyncio.wait_for(self.aresult(), timeout), self._loop)
+        return self._future.result(timeout)
+
+    async def aresult(self) -> LoadResult:
+        """Await the :class:`LoadResult`; cancelling the await leaves the test running."""
+        return await asyncio.shield(asyncio.wrap_future(self._future))
+
+    # -- display ----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        return f"<LoadTest {self.plan.url} {state}: {_describe(self._progress)}>"
+
+    def _repr_html_(self) -> str:
+        if self._future.done() and self._future.exception() is None:
+            return self._future.result()._repr_html_()
+        state = "done" if self.done else "running"
+        return (f"<div><b>load test of {html.escape(self.plan.url)}</b> — {state}: "
+                f"{html.escape(_describe(self._progress))}</div>")
+
+
+def _describe(p: LoadProgress) -> str:
+    total = f" / {p.planned:,}" if p.planned is not None else ""
+    tail = f", p99 {p.p99 * 1e3:.1f} ms" if p.p99 is not None else ""
+    return (f"{p.elapsed:.1f} s, {p.completed + p.errors:,}{total} messages, "
+            f"{p.throughput:,.0f} msg/s{tail}, {p.errors:,} errors")
+
+
+def start_load_test(
+    target: str | Server, *, connections: int = 100, messages: int = 10,
+    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
+    payload: Payload = "Test message {i}", message_type: str | None = "chat",
+    timeout: float = 30.0, processes: int = 1, progress: bool = True,
+    **connect_options: Any,
+) -> LoadTest:
+    """Start a load test in the background and return its :class:`LoadTest` at once.
+
+    Takes the same arguments as :func:`load_test`. Watch it with ``.progress()`` or
+    ``.subscribe(callback)``; collect it with ``.result()`` or ``await .aresult()``.
+
+    Raises:
+        ValueError: for arguments out of range (nothing has started then).
+    """
+    plan = LoadPlan.create(
+        target, connections=connections, messages=messages, rate=rate, duration=duration,
+        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
+        processes=processes, connect_options=connect_options,
+    )
+    test = LoadTest(plan, runtime.home_loop())
+    if progress:
+        test.subscribe(ProgressBar(plan.planned, f"load test {plan.url}"))
+    test._start()
+    return test
+
+
+def load_test(
+    target: str | Server, *, connections: int = 100, messages: int = 10,
+    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
+    payload: Payload = "Test message {i}", message_type: str | None = "chat",
+    timeout: float = 30.0, processes: int = 1, progress: bool = True,
+    **connect_options: Any,
+) -> LoadResult:
+    """Load-test a WebSocket server and return the measurements as a :class:`LoadResult`.
+
+    Works in a notebook cell and in a script. Network failures never raise: failed
+    handshakes, timeouts, error envelopes and early closes are rows with an error code.
+
+    Args:
+        target: A ``ws://`` URL or a running :class:`nbstream.Server`.
+        connections: Concurrent connections (1,000 and more are fine).
+        messages: Messages per connection (closed model), or in total divided by
+            ``connections`` (open model without ``duration``).
+        rate: Messages per second in total: switches to the open model, where messages
+            go out on a fixed timetable and ``latency_corrected`` counts from the time a
+            message was due (no coordinated omission). None: the closed model, where
+            each connection sends its next message once the previous one is answered.
+        duration: Seconds to send for: open model ``rate * duration`` messages;
+            closed model as many as fit (``messages`` is then ignored).
+        ramp_up: Seconds over which the connections open (evenly spread).
+        payload: The text of message ``i``: a template with ``{i}`` and
+            ``{connection}`` (double literal braces), bytes (raw binary frames), or a
+            function ``(connection, i) -> str | bytes`` (module-level for processes > 1).
+        message_type: Envelope type sent (``"chat"``); a message is done at its
+            ``end``/``error``/``pong``. None sends raw frames and measures until the
+            first frame back, for any echo-like server.
+        timeout: Seconds for a handshake and for each message's answer; an overdue
+            message is a TIMEOUT row and its connection is closed.
+        processes: Worker processes to spread the connections over (one process is
+            limited by the GIL); results merge exactly.
+        progress: Show a tqdm progress bar (a widget in a notebook).
+        **connect_options: Passed to ``websockets.asyncio.client.connect`` (e.g.
+            ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``).
+
+    Returns:
+        The :class:`LoadResult`: start with ``result.summary()``, then
+        ``result.messages``, ``result.plot()``, ``result.to_parquet(path)``.
+    """
+    test = start_load_test(
+        target, connections=connections, messages=messages, rate=rate, duration=duration,
+        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
+        processes=processes, progress=progress, **connect_options,
+    )
+    try:
+        return test.result()
+    except BaseException:  # e.g. KeyboardInterrupt: stop the connections, then re-raise
+        test.cancel()
+        raise
+
+
+async def aload_test(
+    target: str | Server, *, connections: int = 100, messages: int = 10,
+    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
+    payload: Payload = "Test message {i}", message_type: str | None = "chat",
+    timeout: float = 30.0, processes: int = 1, progress: bool = True,
+    **connect_options: Any,
+) -> LoadResult:
+    """Async twin of :func:`load_test`: ``result = await nbstream.aload_test(url)``."""
+    test = start_load_test(
+        target, connections=connections, messages=messages, rate=rate, duration=duration,
+        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
+        processes=processes, progress=progress, **connect_options,
+    )
+    try:
+        return await test.aresult()
+    except BaseException:  # cancelled: stop the connections too
+        test.cancel()
+        raise

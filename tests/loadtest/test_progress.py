@@ -1,0 +1,34 @@
+"""Live snapshots from the ticks of several workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbstream.loadtest.progress import ProgressTracker
+from nbstream.loadtest.recorder import Tick
+
+
+def tick(at: float, completed: int, done_at: list[float], latencies: list[float]) -> Tick:
+    return Tick(at, sent=completed + 1, completed=completed, errors=1, in_flight=1,
+                connections_open=2, done_at=done_at, latencies=latencies)
+
+
+def test_snapshot_before_any_tick_is_empty() -> None:
+    snapshot = ProgressTracker(100).snapshot()
+    assert (snapshot.sent, snapshot.p99, snapshot.planned, snapshot.done) == (0, None, 100, False)
+
+
+def test_counters_add_up_and_the_window_is_the_last_second() -> None:
+    tracker = ProgressTracker(None)
+    tracker.update(0, tick(2.0, 300, [0.5, 1.2, 1.9], [0.5, 0.010, 0.030]))
+    tracker.update(1, tick(2.05, 200, [1.5, 2.04], [0.020, 0.040]))
+    snapshot = tracker.snapshot(done=True)
+    assert (snapshot.sent, snapshot.completed, snapshot.errors) == (502, 500, 2)
+    assert (snapshot.in_flight, snapshot.connections_open) == (2, 4)
+    assert snapshot.elapsed == 2.05 and snapshot.done
+    # window (1.0, 2.0]: the oldest worker's tick ends it; 0.5 is too old, 2.04 too new
+    assert snapshot.throughput == pytest.approx(3.0)
+    assert snapshot.p50 == pytest.approx(0.020)
+    assert snapshot.p99 == pytest.approx(0.0298)
+    tracker.update(1, tick(2.1, 201, [], []))
+    assert tracker.snapshot().throughput == pytest.approx(3.0)
