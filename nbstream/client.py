@@ -1,18 +1,29 @@
-"""The nbstream client: send envelopes, receive (batches unpacked), chat, auto-pong.
+"""The nbstream client: send envelopes, receive (batches unpacked), chat, resume.
 
 ``client = nbstream.connect(url)`` works from a notebook cell and from a script;
 ``await nbstream.aconnect(url)`` is the async twin. Every receive has a timeout.
-A reader task answers the server's heartbeat pings even while nobody reads, so an
-idle client in a notebook stays connected between cells.
+
+Reading: whoever receives reads the socket directly (no task hop per message).
+After IDLE_CHECK seconds without a receive, a background reader takes over so that
+heartbeat pings are answered between notebook cells; the next receive cancels it
+(websockets' ``recv`` is cancellation-safe) and reads directly again.
+
+Resuming: after an abnormal close the client reconnects by itself (exponential
+backoff with full jitter), presents its session and the id of the last message it
+saw, and the server replays what was missed. Chats without a reply yet are sent
+again with the same ids (the server drops the duplicates); replayed messages the
+client already has are dropped by position. If the server cannot replay
+everything, the client says so with a RECOVERY_FAILED error message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_module
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -23,9 +34,12 @@ from nbstream import runtime
 from nbstream.events import EventStream
 from nbstream.protocol import (
     SUBPROTOCOL,
+    Backoff,
+    CloseCode,
     ErrorCode,
     Message,
     MessageType,
+    Position,
     StreamError,
     encode,
     parse_server_frame,
@@ -47,9 +61,19 @@ IDLE_CHECK = 0.2
 MAX_PENDING = 10_000
 """Messages held for a client that does not read; beyond it reading pauses (backpressure)."""
 
+_RESUMABLE_CLOSES = frozenset({
+    CloseCode.GOING_AWAY, 1006, CloseCode.INTERNAL_ERROR, 1012, CloseCode.TRY_AGAIN_LATER,
+    1014, CloseCode.SLOW_CONSUMER,
+})
+"""Close codes after which the client reconnects (others are final)."""
+
+_FINAL_ERRORS = frozenset({ErrorCode.UNAUTHORIZED, ErrorCode.INTERNAL_ERROR,
+                           ErrorCode.MESSAGE_TOO_LARGE})
+"""Errors after which reconnecting would not help."""
+
 
 class StreamClosed(ConnectionError):
-    """The connection is closed; says by whom, with which code, and the last error.
+    """The connection is closed; says with which code and reason, and the last error.
 
     ``code`` and ``reason`` are the WebSocket close code and reason; ``error`` is the
     structured error the server sent just before closing, if any (for example
@@ -75,34 +99,67 @@ class Client:
     ``send``/``recv`` give message-level control; iterate to read as messages come.
     """
 
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, timeout: float,
-                 auto_pong: bool) -> None:
+    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, *, timeout: float,
+                 auto_pong: bool, session_id: str | None, params: dict[str, str],
+                 headers: dict[str, str], auth_message: str | None, open_timeout: float,
+                 max_message_bytes: int | None, ssl: ssl_module.SSLContext | None,
+                 backoff: Backoff | None, send_buffer: int) -> None:
         self.url = url
         self.timeout = timeout
         self.auto_pong = auto_pong
         self.events = EventStream()
         """Messages in and out of this client (see nbstream.events)."""
-        self.session_id: str | None = None
+        self.session_id = session_id
         self.welcome: Message | None = None
-        """The server's ``welcome`` (session id, heartbeat settings), if it sent one."""
+        """The server's latest ``welcome`` (session, epoch, recovery), if it sent one."""
+        self.reconnects = 0
+        """How many times the connection was re-established after an abnormal close."""
+        self.backoff = backoff
+        """Reconnect delays; None switches reconnecting off."""
+        self.send_buffer = send_buffer
         self._loop = loop
+        self._params = params
+        self._headers = headers
+        self._auth_message = auth_message
+        self._open_timeout = open_timeout
+        self._max_message_bytes = max_message_bytes
+        self._ssl = ssl
         self._ws: ClientConnection | None = None
         self._pending: deque[Message] = deque()
         self._lock = asyncio.Lock()
         self._idle_reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
         self._closed: StreamClosed | None = None
+        self._closing = False
         self._last_error: StreamError | None = None
+        self._position: Position | None = None
+        self._unacked: dict[str, Message] = {}
+        """Chats written to a connection and not answered yet (sent again on resume)."""
+        self._buffered: dict[str, Message] = {}
+        """Chats sent while reconnecting, never written yet."""
 
-    # -- opening ------------------------------------------------------------------------
+    # -- opening and reopening -------------------------------------------------------------
 
-    async def _open(self, open_timeout: float, max_message_bytes: int | None,
-                    headers: dict[str, str]) -> None:
+    def _address(self) -> str:
+        params = dict(self._params)
+        if self.session_id:
+            params["session_id"] = self.session_id
+        if self._position is not None:
+            params["last_id"] = self._position.to_id()
+        if not params:
+            return self.url
+        parts = urlsplit(self.url)
+        query = "&".join(p for p in (parts.query, urlencode(params)) if p)
+        return urlunsplit(parts._replace(query=query))
+
+    async def _open(self) -> None:
+        """Open a WebSocket, authenticate if asked, read the welcome."""
         try:
-            self._ws = await ws_connect(
-                self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                open_timeout=open_timeout, max_size=max_message_bytes,
-                additional_headers=headers, compression=None,
+            ws = await ws_connect(
+                self._address(), subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                open_timeout=self._open_timeout, max_size=self._max_message_bytes,
+                additional_headers=self._headers, compression=None, ssl=self._ssl,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -110,29 +167,30 @@ class Client:
             raise StreamClosed(None, f"handshake refused with HTTP {status}",
                                StreamError(code, f"HTTP {status}",
                                            details={"status": status})) from None
-        if self._ws.subprotocol == SUBPROTOCOL:
-            try:
-                first = await asyncio.wait_for(self._ws.recv(), open_timeout)
-            except ConnectionClosed as exc:
-                raise self._closed_error(exc) from None
-            for message in parse_server_frame(first):
-                if message.type == MessageType.WELCOME:
-                    self.welcome = message
-                    self.session_id = message.data.get("session_id")
-                else:
-                    await self._deliver(message)
-            if self.welcome is None:
-                await self._wait_for_close()
-        self._watchdog = self._loop.call_later(IDLE_CHECK, self._check_idle)
-
-    async def _wait_for_close(self) -> None:
-        """The server sent an error instead of a welcome: collect its close and raise."""
-        assert self._ws is not None
+        self._ws = ws
+        if self._auth_message is not None:
+            await ws.send(encode(Message(MessageType.AUTH, {"token": self._auth_message})),
+                          text=True)
+        if ws.subprotocol != SUBPROTOCOL:
+            return
         try:
-            await asyncio.wait_for(self._ws.wait_closed(), 5.0)
-        except TimeoutError:
-            await self._ws.close()
-        raise self._closed_error(None)
+            first = await asyncio.wait_for(ws.recv(decode=False), self._open_timeout)
+        except ConnectionClosed as exc:
+            raise self._closed_error(exc) from None
+        welcome = None
+        for message in parse_server_frame(first):
+            if message.type == MessageType.WELCOME:
+                welcome = message
+            else:
+                await self._deliver(message)
+        if welcome is None:
+            try:
+                await asyncio.wait_for(ws.wait_closed(), self._open_timeout)
+            except TimeoutError:
+                await ws.close()
+            raise self._closed_error(None)
+        self.welcome = welcome
+        self.session_id = welcome.data.get("session_id")
 
     def _closed_error(self, exc: ConnectionClosed | None) -> StreamClosed:
         ws = self._ws
@@ -142,21 +200,92 @@ class Client:
             code, reason = exc.rcvd.code, exc.rcvd.reason
         return StreamClosed(code, reason or "", self._last_error)
 
-    # -- reading ----------------------------------------------------------------------------
-    #
-    # Whoever receives reads the socket directly (no extra task hop per message). While
-    # nobody receives for IDLE_CHECK seconds, a background reader takes over so that the
-    # server's heartbeat pings are answered between notebook cells; the next receive
-    # cancels it (websockets' recv is cancellation-safe) and reads directly again.
+    def _should_reconnect(self, closed: StreamClosed) -> bool:
+        if self._closing or self.backoff is None or self.session_id is None:
+            return False
+        if closed.error is not None and closed.error.code in _FINAL_ERRORS:
+            return False
+        return closed.code in _RESUMABLE_CLOSES or closed.code is None
+
+    async def _reconnect(self, closed: StreamClosed) -> None:
+        """Reconnect (once for all callers) or raise the final StreamClosed."""
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.create_task(self._reconnect_loop(closed))
+        try:
+            await asyncio.shield(self._reconnecting)
+        finally:
+            if self._reconnecting is not None and self._reconnecting.done():
+                self._reconnecting = None
+        if self._closed is not None:
+            raise self._closed
+
+    async def _reconnect_loop(self, closed: StreamClosed) -> None:
+        assert self.backoff is not None
+        logger.info("%s: connection lost (%s); reconnecting", self.url, closed)
+        if self.events:
+            self.events.emit("close", "client", self.session_id or "",
+                             detail={"code": closed.code, "reason": closed.reason})
+        abnormal = closed.code != CloseCode.GOING_AWAY
+        last = closed
+        for attempt in range(self.backoff.attempts):
+            await asyncio.sleep(self.backoff.delay(attempt))
+            try:
+                await self._open()
+            except (StreamClosed, OSError, TimeoutError) as exc:
+                last = exc if isinstance(exc, StreamClosed) else StreamClosed(None, str(exc))
+                if last.error is not None and last.error.code in _FINAL_ERRORS:
+                    break
+                continue
+            self.reconnects += 1
+            await self._resumed(abnormal)
+            return
+        self._closed = StreamClosed(last.code, f"gave up reconnecting: {last.reason}",
+                                    last.error)
+
+    async def _resumed(self, abnormal: bool) -> None:
+        """After a reconnect: report the recovery, send again what has no reply yet."""
+        assert self.welcome is not None
+        self._last_error = None
+        data = self.welcome.data
+        recovered = data.get("recovered")
+        if self.events:
+            self.events.emit("open", "client", self.session_id or "",
+                             detail={"resumed": True, "recovered": recovered})
+        if recovered:
+            logger.info("%s: resumed, %s message(s) replayed", self.url, data.get("replayed"))
+            for chat in list(self._unacked.values()):
+                await self._write(chat)
+        else:
+            self._position = None
+            if abnormal or self._unacked:
+                error = StreamError(ErrorCode.RECOVERY_FAILED, data.get("reason") or None,
+                                    details={"session_id": self.session_id,
+                                             "epoch": data.get("epoch"),
+                                             "unanswered": list(self._unacked)})
+                self._unacked.clear()
+                self._pending.append(Message(MessageType.ERROR, error.to_dict()))
+                logger.warning("%s: %s", self.url, error)
+        buffered, self._buffered = self._buffered, {}
+        for chat in buffered.values():
+            self._unacked[chat.id] = chat
+            await self._write(chat)
+
+    # -- reading ---------------------------------------------------------------------------
 
     async def _read_frame(self) -> None:
         """Read one frame into the pending messages (answering pings); caller holds the lock."""
+        if self._closed is not None:
+            raise self._closed
         assert self._ws is not None
         try:
             frame = await self._ws.recv(decode=False)
         except ConnectionClosed as exc:
-            self._closed = self._closed_error(exc)
-            raise self._closed from None
+            closed = self._closed_error(exc)
+            if not self._should_reconnect(closed):
+                self._closed = closed
+                raise closed from None
+            await self._reconnect(closed)
+            return
         try:
             messages = parse_server_frame(frame)
         except StreamError as exc:
@@ -174,7 +303,7 @@ class Client:
             pass
 
     def _check_idle(self) -> None:
-        if self._closed is not None or self._ws is None:
+        if self._closed is not None or self._closing:
             return
         if self._idle_reader is None and not self._lock.locked():
             self._idle_reader = asyncio.create_task(self._read_while_idle())
@@ -187,37 +316,81 @@ class Client:
             await asyncio.wait([reader])
 
     async def _deliver(self, message: Message) -> None:
+        position = Position.parse(message.id)
+        if position is not None:
+            last = self._position
+            if last is not None and last.epoch == position.epoch and \
+                    position.offset <= last.offset:
+                return  # replayed, and we already have it
+            self._position = position
         if self.events:
             self.events.emit("in", "client", self.session_id or "", direction="s2c",
                              message=message)
-        if message.type == MessageType.PING and self.auto_pong:
-            await self._send_message(Message(MessageType.PONG, {"ping_id": message.id}))
+        kind = message.type
+        if kind == MessageType.PING:
+            if self.auto_pong:
+                await self._write(Message(MessageType.PONG, {"ping_id": message.id}))
             return
-        if message.type == MessageType.ERROR:
-            self._last_error = message.error
+        if kind == MessageType.END or kind == MessageType.ERROR:
+            reply_to = message.data.get("reply_to") if kind == MessageType.END else (
+                message.data.get("details") or {}).get("reply_to")
+            if reply_to is not None:
+                self._unacked.pop(reply_to, None)
+            if kind == MessageType.ERROR:
+                self._last_error = message.error
         self._pending.append(message)
 
-    async def _send_message(self, message: Message) -> None:
+    # -- writing ----------------------------------------------------------------------------
+
+    async def _write(self, message: Message) -> bool:
+        """Put ``message`` on the wire; False if the connection dropped meanwhile."""
         if self._ws is None:
             raise StreamClosed(None, "not connected")
-        if self._closed is not None:
-            raise self._closed
         encoded = encode(message)
         try:
             await self._ws.send(encoded, text=True)
-        except ConnectionClosed as exc:
-            raise self._closed_error(exc) from None
+        except ConnectionClosed:
+            return False
         if self.events:
             self.events.emit("out", "client", self.session_id or "", direction="c2s",
                              message=message, size=len(encoded))
+        return True
+
+    async def _send_message(self, message: Message) -> None:
+        if self._closed is not None:
+            raise self._closed
+        is_chat = message.type == MessageType.CHAT
+        if self._reconnecting is not None and not self._reconnecting.done():
+            if not is_chat:
+                return  # pings and the like mean nothing to the next connection
+            if len(self._buffered) >= self.send_buffer:
+                raise StreamClosed(None, f"send buffer full: {self.send_buffer} chats wait "
+                                         "for the connection to come back")
+            self._buffered[message.id] = message  # goes out after the resume
+            return
+        if is_chat:
+            self._unacked[message.id] = message
+        if not await self._write(message):
+            closed = self._closed_error(None)
+            self._unacked.pop(message.id, None)
+            if not self._should_reconnect(closed):
+                self._closed = closed
+                raise closed
+            if is_chat:  # websockets refused to write it: it never left
+                self._buffered[message.id] = message
+            if self._reconnecting is None or self._reconnecting.done():
+                self._reconnecting = asyncio.create_task(self._reconnect_loop(closed))
 
     # -- async API ---------------------------------------------------------------------------
 
     async def asend(self, type: str | MessageType, data: Any = None) -> Message:
         """Send one envelope; returns it (its ``id`` is what replies refer to).
 
+        While the client is reconnecting, chats wait in a buffer of ``send_buffer``
+        messages and go out after the resume.
+
         Raises:
-            StreamClosed: if the connection is closed.
+            StreamClosed: if the connection is closed for good, or the buffer is full.
         """
         message = Message(str(type), data)
         await self._on_loop(self._send_message(message))
@@ -259,9 +432,10 @@ class Client:
 
         Raises:
             StreamError: when the server answers this chat with an error (e.g.
-                RATE_LIMITED: wait ``e.details["retry_after"]`` seconds and retry).
+                RATE_LIMITED: wait ``e.details["retry_after"]`` seconds and retry),
+                or RECOVERY_FAILED when a reconnect lost part of the reply.
             TimeoutError: if ``end`` does not arrive within ``timeout`` seconds.
-            StreamClosed: if the connection closes first.
+            StreamClosed: if the connection closes for good first.
         """
         return await self._on_loop(
             self._chat(text, self.timeout if timeout is None else timeout, data))
@@ -276,23 +450,30 @@ class Client:
                     message = await self._next()
                     replies.append(message)
                     if message.type == MessageType.END:
-                        return replies
-                    if message.type == MessageType.ERROR:
+                        if message.data.get("reply_to") in (sent.id, None):
+                            return replies
+                    elif message.type == MessageType.ERROR:
                         error = message.error
                         assert error is not None
-                        if error.details.get("reply_to") == sent.id or not error.recoverable:
+                        if (error.details.get("reply_to") == sent.id or not error.recoverable
+                                or error.code == ErrorCode.RECOVERY_FAILED):
                             raise error
         except TimeoutError:
             raise TimeoutError(f"no end for chat {sent.id} within {timeout} s") from None
 
     async def aclose(self) -> None:
-        """Close the connection (code 1000). Safe to call twice."""
+        """Close the connection (code 1000; the server ends the session). Safe twice."""
         await self._on_loop(self._close())
 
     async def _close(self) -> None:
+        self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self._stop_idle_reader()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            await asyncio.wait([self._reconnecting])
+            self._reconnecting = None
         if self._ws is not None:
             await self._ws.close()
             if self._closed is None:
@@ -341,10 +522,15 @@ class Client:
 
     @property
     def closed(self) -> StreamClosed | None:
-        """Why the connection closed, or None while it is open."""
-        if self._closed is None and self._ws is not None and self._ws.close_code is not None:
-            self._closed = self._closed_error(None)
+        """Why the connection closed for good, or None while it is open or reconnecting."""
         return self._closed
+
+    @property
+    def recovered(self) -> bool | None:
+        """Whether the last reconnect replayed everything missed (None: no reconnect yet)."""
+        if self.welcome is None or self.reconnects == 0:
+            return None
+        return bool(self.welcome.data.get("recovered"))
 
     def __enter__(self) -> Client:
         return self
@@ -363,57 +549,77 @@ class Client:
         return f"<nbstream.Client {self.url} session={self.session_id} {state}>"
 
 
-def _with_query(url: str, params: dict[str, str]) -> str:
-    if not params:
-        return url
-    parts = urlsplit(url)
-    query = "&".join(p for p in (parts.query, urlencode(params)) if p)
-    return urlunsplit(parts._replace(query=query))
-
-
-async def aconnect(url: str | Server, *, session_id: str | None = None, user: str | None = None,
-                   token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                   open_timeout: float = 10.0, max_message_bytes: int | None = 16 * 2**20,
-                   auto_pong: bool = True) -> Client:
+async def aconnect(
+    url: str | Server, *, session_id: str | None = None, user: str | None = None,
+    token: str | None = None, token_in: Literal["header", "query", "message"] = "header",
+    timeout: float = DEFAULT_TIMEOUT, open_timeout: float = 10.0,
+    max_message_bytes: int | None = 16 * 2**20, ssl: ssl_module.SSLContext | None = None,
+    reconnect: bool | Backoff = True, send_buffer: int = 100, auto_pong: bool = True,
+) -> Client:
     """Connect to an nbstream server from async code; see :func:`connect`."""
     target = url if isinstance(url, str) else url.url
-    params = {k: v for k, v in (("session_id", session_id), ("user", user)) if v}
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"user": user} if user else {}
+    headers: dict[str, str] = {}
+    if token and token_in == "header":
+        headers["Authorization"] = f"Bearer {token}"
+    elif token and token_in == "query":
+        params["token"] = token
+    backoff = reconnect if isinstance(reconnect, Backoff) else (Backoff() if reconnect else None)
     loop = runtime.home_loop()
-    client = Client(_with_query(target, params), loop, timeout, auto_pong)
-    opening = client._open(open_timeout, max_message_bytes, headers)
+    client = Client(
+        target, loop, timeout=timeout, auto_pong=auto_pong, session_id=session_id,
+        params=params, headers=headers,
+        auth_message=token if token and token_in == "message" else None,
+        open_timeout=open_timeout, max_message_bytes=max_message_bytes, ssl=ssl,
+        backoff=backoff, send_buffer=send_buffer,
+    )
+
+    async def opening() -> None:
+        await client._open()
+        client._watchdog = loop.call_later(IDLE_CHECK, client._check_idle)
+
     if runtime.running_loop() is loop:
-        await opening
+        await opening()
     else:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(opening, loop))
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(opening(), loop))
     return client
 
 
-def connect(url: str | Server, *, session_id: str | None = None, user: str | None = None,
-            token: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-            open_timeout: float = 10.0, max_message_bytes: int | None = 16 * 2**20,
-            auto_pong: bool = True) -> Client:
+def connect(
+    url: str | Server, *, session_id: str | None = None, user: str | None = None,
+    token: str | None = None, token_in: Literal["header", "query", "message"] = "header",
+    timeout: float = DEFAULT_TIMEOUT, open_timeout: float = 10.0,
+    max_message_bytes: int | None = 16 * 2**20, ssl: ssl_module.SSLContext | None = None,
+    reconnect: bool | Backoff = True, send_buffer: int = 100, auto_pong: bool = True,
+) -> Client:
     """Connect to an nbstream server (or any server speaking the envelope).
 
     Args:
         url: ``ws://`` or ``wss://`` URL, or a :class:`Server`.
-        session_id: Resume or name a session; the server makes one up otherwise.
-        user: Who you are, for per-user limits (sent as the ``user`` query parameter).
-        token: Credentials, sent as ``Authorization: Bearer <token>``.
+        session_id: Name (or resume) a session; the server makes one up otherwise.
+        user: Who you are, for per-user limits, when the server has no ``auth``.
+        token: Credentials for a server with ``auth``.
+        token_in: Where the token goes: the ``Authorization: Bearer`` header (default),
+            the ``token`` query parameter (for browsers, which cannot set headers), or
+            a first ``auth`` message.
         timeout: Default seconds for every receive (``recv``, ``chat``, iteration).
         open_timeout: Seconds for the opening handshake.
         max_message_bytes: Largest frame accepted from the server.
+        ssl: Client SSL context for ``wss://``; certificates are verified by default.
+        reconnect: Reconnect and resume after an abnormal close (True), not at all
+            (False), or with your own :class:`nbstream.protocol.Backoff`.
+        send_buffer: Chats that may wait for a reconnect before ``send`` fails.
         auto_pong: Answer the server's heartbeat pings (leave on).
 
     Raises:
         StreamClosed: if the server refuses the connection (e.g. TOO_MANY_CONNECTIONS,
             close code 1013), naming the error and the close code.
     """
-    target = url if isinstance(url, str) else url.url
     loop = runtime.home_loop()
     return runtime.run_sync(
-        aconnect(target, session_id=session_id, user=user, token=token, timeout=timeout,
-                 open_timeout=open_timeout, max_message_bytes=max_message_bytes,
-                 auto_pong=auto_pong),
+        aconnect(url, session_id=session_id, user=user, token=token, token_in=token_in,
+                 timeout=timeout, open_timeout=open_timeout,
+                 max_message_bytes=max_message_bytes, ssl=ssl, reconnect=reconnect,
+                 send_buffer=send_buffer, auto_pong=auto_pong),
         loop,
     )

@@ -6,6 +6,7 @@ thin shells around these pieces.
 """
 
 from nbstream.protocol.admission import Admission
+from nbstream.protocol.backoff import Backoff
 from nbstream.protocol.batching import Batcher
 from nbstream.protocol.envelope import (
     CLIENT_TYPES,
@@ -30,6 +31,7 @@ __all__ = [
     "CLIENT_TYPES",
     "SUBPROTOCOL",
     "Admission",
+    "Backoff",
     "Batcher",
     "BoundedHistory",
     "CloseCode",

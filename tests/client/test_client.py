@@ -41,7 +41,7 @@ async def test_receive_times_out_with_a_clear_message(start_server: ServerFactor
 
 async def test_async_iteration_ends_when_the_server_closes(start_server: ServerFactory) -> None:
     server = await start_server("echo")
-    client = await nbstream.aconnect(server.url)
+    client = await nbstream.aconnect(server.url, reconnect=False)
     await client.asend("chat", {"text": "a"})
     assert (await client.arecv(TIMEOUT)).type == "content"
     await server.astop(timeout=1.0)
