@@ -65,7 +65,8 @@ async def test_a_gap_beyond_the_history_is_reported_not_skipped(
     start_server: ServerFactory,
 ) -> None:
     server = await start_server(numbered, history_max_messages=5)
-    client = await nbstream.aconnect(server.url, reconnect=Backoff(base=0.3, cap=0.3, random=lambda: 1.0))
+    slow = Backoff(base=0.3, cap=0.3, random=lambda: 1.0)  # away for 0.3 s: 30 messages
+    client = await nbstream.aconnect(server.url, reconnect=slow)
     chat = asyncio.create_task(client.achat("count", timeout=TIMEOUT * 4))
     await asyncio.sleep(0.1)
     await server.adisconnect(client.session_id or "", abrupt=True)
