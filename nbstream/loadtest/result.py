@@ -384,7 +384,7 @@ def _message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
         **{k: columns[k] for k in ("seq", "intended_at", "sent_at", "first_reply_at",
                                    "done_at", "latency", "latency_corrected", "ttft",
                                    "replies", "bytes_out", "bytes_in")},
-        "error": pd.Categorical(columns["error"]),
+        "error": pd.array(columns["error"], dtype="string"),
     })
     order = ["seq"] if open_model else ["connection", "seq"]
     return frame.sort_values(order, kind="stable", ignore_index=True)
@@ -393,23 +393,21 @@ def _message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
 def _connection_frame(columns: Columns, messages: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
-    per_connection = messages.groupby("connection", observed=True).agg(
-        messages=("seq", "size"),
-        completed=("error", lambda e: int(e.isna().sum())),
-        errors=("error", "count"),
-        bytes_out=("bytes_out", "sum"),
-        bytes_in=("bytes_in", "sum"),
-    )
-    close_code = columns["close_code"]
+    failed = messages["error"].notna().to_numpy()
+    totals = pd.DataFrame({
+        "connection": messages["connection"],
+        "messages": 1,
+        "completed": ~failed,
+        "errors": failed,
+        "bytes_out": messages["bytes_out"],
+        "bytes_in": messages["bytes_in"],
+    }).groupby("connection").sum().reindex(columns["connection"], fill_value=0)
     frame = pd.DataFrame({
         **{k: columns[k] for k in ("connection", "connect_started_at", "connected_at",
                                    "connect_latency", "closed_at")},
+        **{k: totals[k].to_numpy(dtype=np.int64) for k in totals.columns},
+        "close_code": pd.array(list(columns["close_code"]), dtype="Int64"),
+        "close_reason": pd.array(columns["close_reason"], dtype="string"),
+        "error": pd.array(columns["error"], dtype="string"),
     })
-    frame = frame.join(per_connection.astype("int64"), on="connection")
-    counts = ["messages", "completed", "errors", "bytes_out", "bytes_in"]
-    frame[counts] = frame[counts].fillna(0).astype("int64")
-    frame["close_code"] = pd.array([None if c is None else int(c) for c in close_code],
-                                   dtype="Int64")
-    frame["close_reason"] = pd.array(columns["close_reason"], dtype="string")
-    frame["error"] = pd.Categorical(columns["error"])
     return frame.sort_values("connection", ignore_index=True)
