@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from nbstream import runtime
 from nbstream.events import EventStream
+from nbstream.logs import websockets_logger
 from nbstream.protocol import (
     SUBPROTOCOL,
     Backoff,
@@ -156,10 +157,12 @@ class Client:
     async def _open(self) -> None:
         """Open a WebSocket, authenticate if asked, read the welcome."""
         try:
+            tls = {"ssl": self._ssl} if self._ssl is not None else {}
             ws = await ws_connect(
                 self._address(), subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                 open_timeout=self._open_timeout, max_size=self._max_message_bytes,
-                additional_headers=self._headers, compression=None, ssl=self._ssl,
+                additional_headers=self._headers, compression=None,
+                logger=websockets_logger("nbstream.websockets.client"), **tls,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

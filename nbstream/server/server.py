@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 from nbstream import runtime
 from nbstream.events import EventStream
 from nbstream.handlers import Handler, as_message, resolve_handler
+from nbstream.logs import websockets_logger
 from nbstream.protocol import (
     SUBPROTOCOL,
     Admission,
@@ -197,6 +198,7 @@ class Server:
             close_timeout=opts.close_timeout,
             ping_interval=opts.ping_interval,
             ping_timeout=opts.ping_timeout,
+            logger=websockets_logger("nbstream.websockets.server"),
         )
         self.port = self._ws_server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
@@ -373,13 +375,10 @@ class Server:
         if live.connection is conn:
             live.connection = None
             live.detached_at = time.monotonic()
-        rcvd, protocol = ws.protocol.close_rcvd, ws.protocol
-        client_closed = (rcvd is not None and bool(protocol.close_rcvd_then_sent)
-                         and rcvd.code in (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY))
-        if live.connection is None and (client_closed or self._stopping
-                                        or conn.close_code == CloseCode.INTERNAL_ERROR):
+        code = _close_code(ws)
+        resumable = code in _RESUMABLE_CLOSES and conn.close_code != CloseCode.INTERNAL_ERROR
+        if live.connection is None and (self._stopping or not resumable):
             await self._end_session(live)
-        code = ws.close_code if ws.close_code is not None else conn.close_code
         if self.events:
             self.events.emit("close", "server", live.session.id, user=user,
                              detail={"code": code, "reason": ws.close_reason or conn.close_reason})
@@ -601,6 +600,17 @@ class Server:
         )
 
 
+def _close_code(ws: ServerConnection) -> int:
+    """The close code of whichever side closed first; 1006 if the TCP connection just died."""
+    protocol = ws.protocol
+    sent, rcvd = protocol.close_sent, protocol.close_rcvd
+    if sent is not None and (rcvd is None or protocol.close_rcvd_then_sent is False):
+        return sent.code
+    if rcvd is not None:
+        return rcvd.code
+    return 1006
+
+
 async def _refuse(ws: ServerConnection, error: StreamError) -> None:
     """Send ``error`` and close with its close code (before any session exists)."""
     await ws.send(Message(MessageType.ERROR, error.to_dict()).to_json())
@@ -608,6 +618,12 @@ async def _refuse(ws: ServerConnection, error: StreamError) -> None:
 
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+
+_RESUMABLE_CLOSES = frozenset({1006, CloseCode.INTERNAL_ERROR, 1012, CloseCode.TRY_AGAIN_LATER,
+                               1014, CloseCode.SLOW_CONSUMER})
+"""Closes after which a session waits ``session_ttl`` for its client to resume: the
+network failed (1006), the peer missed heartbeats or was too slow. A normal close,
+a protocol violation (1002, 1007, 1008, 1009) or a shutdown ends the session."""
 
 
 def _select_subprotocol(ws: ServerConnection, offered: Any) -> Any:
