@@ -141,11 +141,14 @@ class LoadResult:
         return frame
 
     def summary(self) -> pd.DataFrame:
-        """One row per metric: value (seconds, counts, messages/s, bytes) and unit.
+        """One row per metric: value (seconds, counts or messages/s) and unit.
 
-        Percentiles come from the HDR histograms (3 significant digits). Throughput
-        is successful messages per second between the first send and the last answer.
-        The test's parameters, versions and start time are in ``.attrs``.
+        Latency percentiles come from the HDR histograms (3 significant digits) of
+        successful messages. Throughput is successful messages per second between the
+        first send and the last answer. ``send_lag`` is how late messages left after
+        their intended time (the open model's timetable, kept to about a millisecond).
+        The test's parameters, versions and start time are in ``.attrs``; ``print(result)``
+        shows the same table with readable units.
         """
         import pandas as pd
 
@@ -174,14 +177,15 @@ class LoadResult:
         ]
         rows += [(f"errors.{code}", n, "count") for code, n in _counts(m["error"]).items()]
         window = float(m["done_at"].max() - m["sent_at"].min()) if completed else math.nan
+        lag = (m["sent_at"] - m["intended_at"]).dropna()
         rows += [
             ("duration", window, "s"),
             ("throughput", completed / window if window > 0 else math.nan, "msg/s"),
+            ("send_lag_p50", float(lag.quantile(0.5)) if len(lag) else math.nan, "s"),
+            ("send_lag_p99", float(lag.quantile(0.99)) if len(lag) else math.nan, "s"),
         ]
         for name in ("latency", "latency_corrected", "ttft"):
             rows += _percentiles(name, self.histograms[name], PERCENTILES, with_max=True)
-        rows += [("bytes_out", int(m["bytes_out"].sum()), "bytes"),
-                 ("bytes_in", int(m["bytes_in"].sum()), "bytes")]
         return rows
 
     # -- comparing and plotting --------------------------------------------------------
@@ -359,8 +363,6 @@ def _format(value: float, unit: str) -> str:
                 return f"{value / scale:.3g} {suffix}"
     if unit == "msg/s":
         return f"{value:,.1f} msg/s"
-    if unit == "bytes":
-        return f"{value:,.0f} B"
     return f"{value:,.0f}"
 
 

@@ -1,0 +1,305 @@
+"""How many messages/s one nbstream load-generator process sustains, next to a plain loop.
+
+Run on demand (not a unit test): ``python benchmarks/loadgen.py [--seconds 5]
+[--repeats 3] [--no-write]``. Every server runs in its own process; the load comes
+from this process (or from ``processes=2`` workers). Each figure is the median of
+``--repeats`` interleaved runs; ``server CPU`` tells whether the server, not the load
+generator, was the limit. The table is printed and written to benchmarks/RESULTS.md
+(section "Load generator" only).
+
+Scenarios, 100 connections request/response:
+
+* raw: a trivial websockets echo server; a plain ``send``/``recv`` loop against
+  ``nbstream.load_test(message_type=None)``.
+* envelope: nbstream's ``echo`` server (chat -> content + end); a plain loop that
+  sends JSON chats and reads until ``end`` against ``nbstream.load_test()``.
+* processes: ``load_test(message_type=None)`` with 1 and 2 worker processes against
+  the cheapest echo server available (websockets' Sans-I/O protocol on a bare asyncio
+  Protocol), so that the load generator is as close to being the limit as it can be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+import nbstream
+
+CONNECTIONS = 100
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "Load generator"
+
+# -- servers, each in its own process ------------------------------------------------------
+
+
+async def _echo(ws: ServerConnection) -> None:
+    async for frame in ws:
+        await ws.send(frame)
+
+
+class _LeanEcho(asyncio.Protocol):
+    """An echo server with no tasks or queues: websockets' Sans-I/O protocol only."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.protocol = ServerProtocol(max_size=None)
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    protocol.send_text(event.data)
+                elif event.opcode is Opcode.BINARY:
+                    protocol.send_binary(event.data)
+            elif isinstance(event, Request):
+                protocol.send_response(protocol.accept(event))
+        self._flush()
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            else:
+                self.transport.close()
+
+
+async def _serve(kind: str, ports: Any) -> None:
+    if kind == "raw":
+        server = await serve(_echo, "127.0.0.1", 0, compression=None, max_queue=None)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    elif kind == "lean":
+        lean = await asyncio.get_running_loop().create_server(
+            _LeanEcho, "127.0.0.1", 0, backlog=1024)
+        url = f"ws://127.0.0.1:{lean.sockets[0].getsockname()[1]}/"
+    else:
+        url = (await nbstream.aserve("echo", max_connections=None)).url
+    ports.put(url)
+    await asyncio.Event().wait()
+
+
+def _server_main(kind: str, ports: Any) -> None:
+    asyncio.run(_serve(kind, ports))
+
+
+@dataclass
+class ServerProcess:
+    """A server in a spawned process: its URL and CPU time so far."""
+
+    process: Any
+    url: str
+
+    @classmethod
+    def start(cls, kind: str) -> ServerProcess:
+        context = multiprocessing.get_context("spawn")
+        ports = context.Queue()
+        process = context.Process(target=_server_main, args=(kind, ports), daemon=True)
+        process.start()
+        return cls(process, ports.get(timeout=60))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server process (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+
+
+# -- load generators -------------------------------------------------------------------------
+
+
+async def plain_raw(url: str, seconds: float) -> float:
+    """A plain websockets loop: send a text frame, wait for the echo, repeat."""
+    sockets = [await connect(url, compression=None, ping_interval=None)
+               for _ in range(CONNECTIONS)]
+    done = 0
+    start = time.perf_counter()
+    stop = start + seconds
+
+    async def run(ws: Any) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            await ws.send(f"Test message {i}")
+            await ws.recv()
+            i += 1
+        done += i
+
+    await asyncio.gather(*(run(ws) for ws in sockets))
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return done / elapsed
+
+
+async def plain_envelope(url: str, seconds: float) -> float:
+    """A plain loop speaking the envelope: send a JSON chat, read until its ``end``."""
+    sockets = [await connect(url, compression=None, ping_interval=None)
+               for _ in range(CONNECTIONS)]
+    done = 0
+    start = time.perf_counter()
+    stop = start + seconds
+
+    async def run(ws: Any) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            await ws.send(json.dumps({"type": "chat", "data": {"text": f"Test message {i}"}}))
+            while json.loads(await ws.recv())["type"] != "end":
+                pass
+            i += 1
+        done += i
+
+    await asyncio.gather(*(run(ws) for ws in sockets))
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return done / elapsed
+
+
+def nbstream_load(url: str, seconds: float, **options: Any) -> float:
+    result = nbstream.load_test(url, connections=CONNECTIONS, duration=seconds, progress=False,
+                                **options)
+    summary = result.summary()["value"]
+    if summary["errors"]:
+        raise RuntimeError(f"load test had errors: {result.messages['error'].value_counts()}")
+    return float(summary["throughput"])
+
+
+@dataclass
+class Case:
+    scenario: str
+    client: str
+    server: str
+    run: Callable[[str, float], float]
+    baseline: str | None = None
+    rates: list[float] | None = None
+    server_cpu: list[float] | None = None
+
+
+def _sync(coroutine: Callable[[str, float], Awaitable[float]]) -> Callable[[str, float], float]:
+    return lambda url, seconds: asyncio.run(coroutine(url, seconds))  # type: ignore[arg-type]
+
+
+CASES = [
+    Case("raw", "plain websockets loop", "raw", _sync(plain_raw)),
+    Case("raw", "nbstream.load_test", "raw",
+         lambda url, s: nbstream_load(url, s, message_type=None), "plain websockets loop"),
+    Case("envelope", "plain websockets loop", "nbstream", _sync(plain_envelope)),
+    Case("envelope", "nbstream.load_test", "nbstream", lambda url, s: nbstream_load(url, s),
+         "plain websockets loop"),
+    Case("processes", "load_test processes=1", "lean",
+         lambda url, s: nbstream_load(url, s, message_type=None)),
+    Case("processes", "load_test processes=2", "lean",
+         lambda url, s: nbstream_load(url, s, message_type=None, processes=2),
+         "load_test processes=1"),
+]
+
+
+def measure(seconds: float, repeats: int) -> list[Case]:
+    servers = {kind: ServerProcess.start(kind) for kind in ("raw", "nbstream", "lean")}
+    try:
+        for case in CASES:
+            case.rates, case.server_cpu = [], []
+        for round_ in range(repeats):
+            for case in CASES:
+                server = servers[case.server]
+                cpu, wall = server.cpu_seconds(), time.perf_counter()
+                rate = case.run(server.url, seconds)
+                busy = (server.cpu_seconds() - cpu) / (time.perf_counter() - wall)
+                assert case.rates is not None and case.server_cpu is not None
+                case.rates.append(rate)
+                case.server_cpu.append(busy)
+                print(f"  round {round_ + 1}: {case.scenario:9} {case.client:24} "
+                      f"{rate:9,.0f} msg/s, server CPU {busy:4.0%}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return CASES
+
+
+def table(cases: list[Case]) -> str:
+    median = {(c.scenario, c.client): statistics.median(c.rates or [0.0]) for c in cases}
+    lines = ["| scenario | load generator | messages/s (median) | runs | ratio | server CPU |",
+             "|---|---|---:|---|---:|---:|"]
+    for c in cases:
+        rate = median[(c.scenario, c.client)]
+        ratio = f"{rate / median[(c.scenario, c.baseline)]:.2f}x vs {c.baseline}" \
+            if c.baseline else ""
+        runs = ", ".join(f"{r / 1000:.1f}k" for r in c.rates or [])
+        cpu = f"{statistics.median(c.server_cpu or [0.0]):.0%}"
+        lines.append(f"| {c.scenario} | {c.client} | {rate:,.0f} | {runs} | {ratio} | {cpu} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        pass
+    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, websockets {websockets.__version__}, "
+            f"nbstream {nbstream.__version__}")
+
+
+def write_section(body: str) -> None:
+    """Replace (or add) this benchmark's section of RESULTS.md; other sections stay."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    section = f"## {SECTION}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    args = parser.parse_args()
+    print(f"{machine()}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
+          f"{args.repeats} rounds", flush=True)
+    cases = measure(args.seconds, args.repeats)
+    result = table(cases)
+    print(result)
+    if not args.no_write:
+        write_section(
+            f"`python benchmarks/loadgen.py --seconds {args.seconds:g} --repeats {args.repeats}`"
+            f", {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{result}\n")
+        print(f"written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
