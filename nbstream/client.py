@@ -157,7 +157,7 @@ class Client:
     async def _open(self) -> None:
         """Open a WebSocket, authenticate if asked, read the welcome."""
         try:
-            tls = {"ssl": self._ssl} if self._ssl is not None else {}
+            tls: dict[str, Any] = {"ssl": self._ssl} if self._ssl is not None else {}
             ws = await ws_connect(
                 self._address(), subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                 open_timeout=self._open_timeout, max_size=self._max_message_bytes,

@@ -31,7 +31,8 @@ def random_frame(rng: random.Random) -> tuple[str, str | bytes, bool]:
         return kind, '{"type": "chat", "data": ' + "[" * depth + "]" * depth + "}", True
     if kind == "huge-number":
         digits = "9" * rng.randint(20, 5000)
-        return kind, f'{{"type": "chat", "data": {{"text": "n", "n": {digits}}}, "id": {digits}}}', True
+        frame = f'{{"type": "chat", "data": {{"text": "n", "n": {digits}}}, "id": {digits}}}'
+        return kind, frame, True
     if kind == "wrong-types":
         value = rng.choice([1, 1.5, None, True, [], {}, "x" * 50])
         field = rng.choice(["type", "data", "id", "timestamp", "content"])
