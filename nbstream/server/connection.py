@@ -86,7 +86,11 @@ class Connection:
             self.close_code, self.close_reason = code, reason
         if not self.outbox.overflowed:
             await self.outbox.drain(drain)
-        await self.ws.close(code, reason)
+        try:
+            # A peer that stopped reading never lets the close frame out: give up on it.
+            await asyncio.wait_for(self.ws.close(code, reason), self.options.close_timeout)
+        except TimeoutError:
+            self.ws.transport.abort()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Start closing in the background (once); for callers that must not wait."""

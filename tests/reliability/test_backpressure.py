@@ -1,0 +1,113 @@
+"""Slow consumers: a client that stops reading is dropped (4002) within a bounded time,
+the server's buffers for it stay bounded, and the other clients do not notice."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from websockets.asyncio.client import connect
+
+import nbstream
+from nbstream.protocol import Message, Session
+from tests.conftest import TIMEOUT, ServerFactory
+
+CLIENTS = 50
+CHATS = 20
+BIG = "b" * 65_536
+SEND_TIMEOUT = 1.0
+QUEUE_BYTES = 256 * 1024
+WRITE_LIMIT = 32 * 1024  # websockets' default high-water mark of the write buffer
+FRAME = len(BIG) + 200
+BOUND_PER_CONNECTION = QUEUE_BYTES + WRITE_LIMIT + FRAME
+"""The stated bound: what the server buffers for one connection, however slow it is."""
+
+
+async def flood_or_echo(message: Message, session: Session) -> AsyncIterator[str]:
+    if message.data["text"] == "flood":
+        for _ in range(400):  # 26 MB: far more than any socket buffer holds
+            yield BIG
+    else:
+        yield message.data["text"]
+
+
+async def chatter(url: str, latencies: list[float]) -> None:
+    client = await nbstream.aconnect(url)
+    for i in range(CHATS):
+        started = time.perf_counter()
+        await client.achat(f"hello {i}", timeout=TIMEOUT)
+        latencies.append(time.perf_counter() - started)
+    await client.aclose()
+
+
+async def p99_of_chatters(url: str) -> float:
+    latencies: list[float] = []
+    await asyncio.gather(*(chatter(url, latencies) for _ in range(CLIENTS)))
+    latencies.sort()
+    return latencies[int(len(latencies) * 0.99)]
+
+
+def buffered_bytes(server: nbstream.Server) -> list[int]:
+    """What the server holds for each connection: its outbox plus the socket's buffer."""
+    sizes = []
+    for live in list(server._sessions.values()):
+        conn = live.connection
+        if conn is not None:
+            sizes.append(conn.outbox.queued_bytes + conn.ws.transport.get_write_buffer_size())
+    return sizes
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(flood_or_echo, send_timeout=SEND_TIMEOUT,
+                                max_queue_bytes=QUEUE_BYTES, max_connections_per_user=None)
+    baseline = await p99_of_chatters(server.url)
+
+    closes: list[tuple[float, object]] = []
+    server.events.subscribe(lambda e: closes.append((time.monotonic(), e.detail))
+                            if e.kind == "close" else None)
+    peak = 0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max([peak, *buffered_bytes(server)])
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.create_task(sample())
+    stuck = await connect(server.url, max_queue=1, max_size=None)  # and never reads
+    flood_started = time.monotonic()
+    await stuck.send(json.dumps({"type": "chat", "data": {"text": "flood"}}))
+    with_stuck = await p99_of_chatters(server.url)
+    async with asyncio.timeout(TIMEOUT * 2):
+        while not any(d.get("code") == 4002 for _, d in closes):  # type: ignore[union-attr]
+            await asyncio.sleep(0.01)
+    sampling = False
+    await sampler
+    dropped_at = next(t for t, d in closes if d.get("code") == 4002)  # type: ignore[union-attr]
+    stuck.transport.abort()
+    baseline_again = await p99_of_chatters(server.url)
+
+    assert dropped_at - flood_started < SEND_TIMEOUT + TIMEOUT  # bounded time
+    assert peak <= BOUND_PER_CONNECTION, (peak, BOUND_PER_CONNECTION)
+    assert with_stuck <= 2 * max(baseline, baseline_again), (baseline, with_stuck,
+                                                             baseline_again)
+
+
+async def test_broadcast_never_waits_for_a_stuck_client(start_server: ServerFactory) -> None:
+    server = await start_server(flood_or_echo, send_timeout=60.0, max_queue_bytes=QUEUE_BYTES)
+    stuck = await connect(server.url, max_queue=1, max_size=None)
+    await stuck.send(json.dumps({"type": "chat", "data": {"text": "flood"}}))
+    await asyncio.sleep(0.3)  # its socket is full now
+    healthy = await nbstream.aconnect(server.url)
+    started = time.perf_counter()
+    for i in range(20):
+        await server.abroadcast(f"news {i}")
+    elapsed = time.perf_counter() - started
+    texts = [(await healthy.arecv(TIMEOUT)).text for _ in range(20)]
+    assert texts == [f"news {i}" for i in range(20)]
+    assert elapsed < 0.5
+    await healthy.aclose()
+    stuck.transport.abort()
