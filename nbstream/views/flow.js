@@ -47,22 +47,23 @@ function options(select, values, current, allLabel) {
 function lanes(rows) {
   const recent = rows.slice(-LANE_ROWS);
   const sessions = [...new Set(recent.map((r) => r[3]))];
+  const names = new Map(recent.map((r) => [r[3], r[7] || r[3].slice(0, 6)]));
   if (recent.length === 0) return `<div class="nbs-note">No messages yet.</div>`;
   if (sessions.length > LANE_SESSIONS) {
     return `<div class="nbs-note">Lanes show up to ${LANE_SESSIONS} sessions; ` +
       `filter by session to see one.</div>`;
   }
-  const width = 300, top = 28, step = 20;
+  const width = 320, top = 28, step = 20, margin = 45;
   const server = width - 30;
-  const gap = (server - 40) / Math.max(sessions.length, 1);
-  const xOf = (s) => 20 + gap * sessions.indexOf(s);
+  const gap = (server - margin - 20) / Math.max(sessions.length, 1);
+  const xOf = (s) => margin + gap * sessions.indexOf(s);
   const height = top + step * recent.length + 8;
   const parts = [];
   for (const s of sessions) {
     const x = xOf(s);
     parts.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${height}" class="nbs-life"/>`);
     parts.push(`<text x="${x}" y="14" class="nbs-lane-head"><title>${esc(s)}</title>` +
-      `client ${esc(short(s))}</text>`);
+      `${esc(names.get(s))}</text>`);
   }
   parts.push(`<line x1="${server}" y1="${top - 6}" x2="${server}" y2="${height}" class="nbs-life"/>`);
   parts.push(`<text x="${server}" y="14" class="nbs-lane-head">server</text>`);
@@ -109,6 +110,8 @@ function render({ model, el }) {
       <div class="nbs-body">
         <div class="nbs-table-wrap">
           <table class="nbs-table">
+            <colgroup><col class="nbs-c-time"/><col class="nbs-c-dir"/><col class="nbs-c-session"/>
+              <col class="nbs-c-type"/><col class="nbs-c-size"/><col/></colgroup>
             <thead><tr><th>time</th><th>dir</th><th>session</th><th>type</th>
               <th>size</th><th>preview</th></tr></thead>
             <tbody></tbody>
@@ -136,7 +139,7 @@ function render({ model, el }) {
       model.get("type_filter"), "all types");
     options($(".nbs-session"), model.get("sessions"), model.get("session_filter"),
       "all sessions");
-    $(".nbs-pause").textContent = model.get("paused") ? "▶ resume" : "⏸ pause";
+    $(".nbs-pause").textContent = model.get("paused") ? "resume" : "pause";
     $(".nbs-follow").checked = model.get("follow");
   }
 
@@ -144,10 +147,10 @@ function render({ model, el }) {
     const rows = model.get("rows");
     const selected = model.get("selected");
     $("tbody").innerHTML = rows
-      .map(([seq, clock, dir, session, type, bytes, preview]) =>
+      .map(([seq, clock, dir, session, type, bytes, preview, user]) =>
         `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}" data-seq="${seq}">` +
         `<td>${esc(clock)}</td><td class="nbs-dir-${dir || "none"}">${ARROWS[dir] ?? ""}</td>` +
-        `<td title="${esc(session)}">${esc(short(session))}</td>` +
+        `<td title="${esc(user ? `${session} (${user})` : session)}">${esc(short(session))}</td>` +
         `<td><span class="nbs-type-tag" style="background:${colour(type)}">${esc(type)}</span></td>` +
         `<td class="nbs-size">${dir ? size(bytes) : ""}</td>` +
         `<td class="nbs-preview">${esc(preview)}</td></tr>`)

@@ -45,9 +45,10 @@ class FlowRow(NamedTuple):
     json: str
 
     def cells(self) -> list[Any]:
-        """The row as the browser table gets it: seq, clock, direction, session, type..."""
+        """The row as the browser gets it: seq, clock, direction, session, type, size,
+        preview, user."""
         return [self.seq, clock(self.at), self.direction, self.session_id, self.type,
-                self.size, self.preview]
+                self.size, self.preview, self.user]
 
     def pretty(self) -> str:
         """The whole JSON, indented; as stored when it is not valid JSON (or was cut)."""

@@ -43,10 +43,9 @@ def snapshot(server: Server) -> list[ConnectionInfo]:
 def health_html(server: Server, infos: list[ConnectionInfo]) -> str:
     """The health line: state, connections, users, uptime, messages in and out."""
     health = server.health()
-    state = "running" if server.running else health["status"]
-    css = "nbs-ok" if server.running else "nbs-bad"
-    heading = (f'<div><b>nbstream server</b> <code>{escape(server.url)}</code> '
-               f'<span class="{css}">● {escape(state)}</span></div>')
+    state = '<span class="nbs-ok">● running</span>' if server.running else (
+        '<span class="nbs-bad">● stopped</span>')
+    heading = f"<div><b>nbstream server</b> <code>{escape(server.url)}</code> {state}</div>"
     return heading + html.figures([
         ("connections", f"{health['connections']}"),
         ("users", f"{health['users']}"),

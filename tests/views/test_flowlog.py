@@ -48,8 +48,8 @@ def test_a_row_has_time_direction_session_type_size_and_preview() -> None:
     log = FlowLog()
     log.fold(message_event("content", {"text": "hello"}, session="abc"))
     row = log.rows()[0]
-    _seq, when, direction, session, type, size, preview = row.cells()
-    assert (direction, session, type) == ("s2c", "abc", "content")
+    _seq, when, direction, session, type, size, preview, user = row.cells()
+    assert (direction, session, type, user) == ("s2c", "abc", "content", None)
     assert when == clock(1_700_000_000.25) and when.endswith(".250")
     assert size == len(row.json.encode()) and preview == '{"text":"hello"}'
     assert json.loads(row.pretty())["data"] == {"text": "hello"}
