@@ -20,19 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import platform
 import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 import nbstream
 from nbstream.protocol import Message, Session
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results import machine, write_section
 
 STREAM_TOKENS = 20_000
 
@@ -157,13 +158,6 @@ def summarise(rounds: list[dict[str, dict[str, Result]]]) -> list[tuple[str, str
     return rows
 
 
-def machine() -> str:
-    import os
-
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"websockets {websockets.__version__}, nbstream {nbstream.__version__}")
-
-
 def table(rows: list[tuple[str, str, float, float, float]], rounds: int) -> str:
     lines = [
         f"Medians of {rounds} rounds on {machine()}. Ratio > 1 means nbstream is better "
@@ -176,21 +170,6 @@ def table(rows: list[tuple[str, str, float, float, float]], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    """Replace the "Echo" section of benchmarks/RESULTS.md with ``text``."""
-    path = Path(__file__).with_name("RESULTS.md")
-    body = path.read_text() if path.exists() else "# Benchmark results\n"
-    header = "## Echo (benchmarks/echo.py)"
-    section = f"{header}\n\n{text}\n"
-    if header in body:
-        before, _, after = body.partition(header)
-        rest = after.split("\n## ", 1)
-        body = before + section + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        body = body.rstrip("\n") + "\n\n" + section
-    path.write_text(body)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -201,7 +180,7 @@ def main() -> int:
     text = table(summarise(rounds), args.rounds)
     print(text)
     if args.write:
-        write_results(text)
+        write_section("Echo (benchmarks/echo.py)", text)
     return 0
 
 

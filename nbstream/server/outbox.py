@@ -58,6 +58,8 @@ class Outbox:
             self.busy_since = time.monotonic()
             try:
                 await self.ws.send(frame, text=True)
+            except ConnectionClosed:
+                return  # the receive loop sees the close and detaches the session
             finally:
                 self.busy_since = None
             if self._queue:
