@@ -3,8 +3,10 @@
 Run on demand (not a unit test): ``python benchmarks/loadgen.py [--seconds 5]
 [--repeats 3] [--no-write]``. Every server runs in its own process; the load comes
 from this process (or from ``processes=2`` workers). Each figure is the median of
-``--repeats`` interleaved runs; ``server CPU`` tells whether the server, not the load
-generator, was the limit. The table is printed and written to benchmarks/RESULTS.md
+``--repeats`` interleaved runs. "generator CPU/msg" is the CPU time the load generator
+(all its processes) spent per message; "server busy" is the share of one core the
+server used while the load ran: near 100 % the server, not the generator, was the
+limit. The table is printed and written to benchmarks/RESULTS.md
 (section "Load generator" only).
 
 Scenarios, 100 connections request/response:
@@ -27,16 +29,17 @@ import multiprocessing
 import os
 import platform
 import re
+import resource
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
@@ -136,7 +139,7 @@ class ServerProcess:
 # -- load generators -------------------------------------------------------------------------
 
 
-async def plain_raw(url: str, seconds: float) -> float:
+async def plain_raw(url: str, seconds: float) -> tuple[int, float]:
     """A plain websockets loop: send a text frame, wait for the echo, repeat."""
     sockets = [await connect(url, compression=None, ping_interval=None)
                for _ in range(CONNECTIONS)]
@@ -156,10 +159,10 @@ async def plain_raw(url: str, seconds: float) -> float:
     await asyncio.gather(*(run(ws) for ws in sockets))
     elapsed = time.perf_counter() - start
     await asyncio.gather(*(ws.close() for ws in sockets))
-    return done / elapsed
+    return done, done / elapsed
 
 
-async def plain_envelope(url: str, seconds: float) -> float:
+async def plain_envelope(url: str, seconds: float) -> tuple[int, float]:
     """A plain loop speaking the envelope: send a JSON chat, read until its ``end``."""
     sockets = [await connect(url, compression=None, ping_interval=None)
                for _ in range(CONNECTIONS)]
@@ -180,16 +183,20 @@ async def plain_envelope(url: str, seconds: float) -> float:
     await asyncio.gather(*(run(ws) for ws in sockets))
     elapsed = time.perf_counter() - start
     await asyncio.gather(*(ws.close() for ws in sockets))
-    return done / elapsed
+    return done, done / elapsed
 
 
-def nbstream_load(url: str, seconds: float, **options: Any) -> float:
+def nbstream_load(url: str, seconds: float, **options: Any) -> tuple[int, float]:
     result = nbstream.load_test(url, connections=CONNECTIONS, duration=seconds, progress=False,
                                 **options)
     summary = result.summary()["value"]
     if summary["errors"]:
         raise RuntimeError(f"load test had errors: {result.messages['error'].value_counts()}")
-    return float(summary["throughput"])
+    return int(summary["completed"]), float(summary["throughput"])
+
+
+Run = Callable[[str, float], tuple[int, float]]
+"""A load generator: (url, seconds) -> (messages answered, messages/s)."""
 
 
 @dataclass
@@ -197,14 +204,24 @@ class Case:
     scenario: str
     client: str
     server: str
-    run: Callable[[str, float], float]
+    run: Run
     baseline: str | None = None
-    rates: list[float] | None = None
-    server_cpu: list[float] | None = None
+    rates: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+    """CPU seconds of the load generator (all its processes) per message."""
+    server_busy: list[float] = field(default_factory=list)
+    """Fraction of one core the server used while the load ran."""
 
 
-def _sync(coroutine: Callable[[str, float], Awaitable[float]]) -> Callable[[str, float], float]:
+def _sync(coroutine: Callable[[str, float], Awaitable[tuple[int, float]]]) -> Run:
     return lambda url, seconds: asyncio.run(coroutine(url, seconds))  # type: ignore[arg-type]
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (worker processes)."""
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 CASES = [
@@ -225,19 +242,18 @@ CASES = [
 def measure(seconds: float, repeats: int) -> list[Case]:
     servers = {kind: ServerProcess.start(kind) for kind in ("raw", "nbstream", "lean")}
     try:
-        for case in CASES:
-            case.rates, case.server_cpu = [], []
+        nbstream_load(servers["raw"].url, 0.2, message_type=None)  # imports pandas etc. once
         for round_ in range(repeats):
             for case in CASES:
                 server = servers[case.server]
-                cpu, wall = server.cpu_seconds(), time.perf_counter()
-                rate = case.run(server.url, seconds)
-                busy = (server.cpu_seconds() - cpu) / (time.perf_counter() - wall)
-                assert case.rates is not None and case.server_cpu is not None
+                server_cpu, client_cpu = server.cpu_seconds(), _cpu_seconds()
+                count, rate = case.run(server.url, seconds)
                 case.rates.append(rate)
-                case.server_cpu.append(busy)
+                case.client_cpu.append((_cpu_seconds() - client_cpu) / count)
+                case.server_busy.append((server.cpu_seconds() - server_cpu) / count * rate)
                 print(f"  round {round_ + 1}: {case.scenario:9} {case.client:24} "
-                      f"{rate:9,.0f} msg/s, server CPU {busy:4.0%}", flush=True)
+                      f"{rate:9,.0f} msg/s, load generator {case.client_cpu[-1] * 1e6:4.0f} "
+                      f"µs CPU/msg, server busy {case.server_busy[-1]:4.0%}", flush=True)
     finally:
         for server in servers.values():
             server.stop()
@@ -245,16 +261,18 @@ def measure(seconds: float, repeats: int) -> list[Case]:
 
 
 def table(cases: list[Case]) -> str:
-    median = {(c.scenario, c.client): statistics.median(c.rates or [0.0]) for c in cases}
-    lines = ["| scenario | load generator | messages/s (median) | runs | ratio | server CPU |",
-             "|---|---|---:|---|---:|---:|"]
+    median = {(c.scenario, c.client): statistics.median(c.rates) for c in cases}
+    lines = ["| scenario | load generator | messages/s (median) | runs | ratio "
+             "| generator CPU/msg | server busy |",
+             "|---|---|---:|---|---|---:|---:|"]
     for c in cases:
         rate = median[(c.scenario, c.client)]
-        ratio = f"{rate / median[(c.scenario, c.baseline)]:.2f}x vs {c.baseline}" \
-            if c.baseline else ""
-        runs = ", ".join(f"{r / 1000:.1f}k" for r in c.rates or [])
-        cpu = f"{statistics.median(c.server_cpu or [0.0]):.0%}"
-        lines.append(f"| {c.scenario} | {c.client} | {rate:,.0f} | {runs} | {ratio} | {cpu} |")
+        ratio = (f"**{rate / median[(c.scenario, c.baseline)]:.2f}x** {c.baseline}"
+                 if c.baseline else "")
+        runs = ", ".join(f"{r / 1000:.1f}k" for r in c.rates)
+        lines.append(f"| {c.scenario} | {c.client} | {rate:,.0f} | {runs} | {ratio} "
+                     f"| {statistics.median(c.client_cpu) * 1e6:.0f} µs "
+                     f"| {statistics.median(c.server_busy):.0%} |")
     return "\n".join(lines)
 
 
@@ -266,7 +284,7 @@ def machine() -> str:
     except (OSError, AttributeError):
         pass
     return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, websockets {websockets.__version__}, "
+            f"Python {platform.python_version()}, websockets {version('websockets')}, "
             f"nbstream {nbstream.__version__}")
 
 

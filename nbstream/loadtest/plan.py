@@ -81,6 +81,14 @@ class LoadPlan:
                 f"processes must be between 1 and connections ({self.connections}), "
                 f"got {self.processes}"
             )
+        if isinstance(self.payload, str):
+            try:
+                self.text(0, 0)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"payload template {self.payload!r} fails ({exc!r}): use {{i}} and "
+                    "{connection}, and double literal braces"
+                ) from None
         if isinstance(self.payload, bytes) and self.message_type is not None:
             raise ValueError("bytes payloads go in raw binary frames: pass message_type=None")
         if self.rate is not None and self.planned == 0:

@@ -2,8 +2,8 @@
 
 The data path is the plain websockets asyncio client and nothing else: one coroutine
 per connection that sends, reads frames as bytes and writes clock readings into its
-records. Every message has at most one message in flight per connection, so replies
-need no bookkeeping beyond "the current one". No per-message timers either: one
+records. A connection has at most one message in flight, so replies need no
+bookkeeping beyond "the current one". No per-message timers either: one
 watchdog task aborts connections whose current message is overdue.
 
 Replies to an envelope (``message_type`` set) are matched like this: ``end``,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,7 +35,7 @@ from nbstream.loadtest.recorder import (
 )
 from nbstream.protocol import Message, MessageType, StreamError, encode, parse_server_frame
 
-WATCHDOG_INTERVAL = 0.05
+WATCHDOG_INTERVAL = 0.1
 """Seconds between checks for overdue messages (how late a TIMEOUT may be declared)."""
 
 CONNECT_DEFAULTS: dict[str, Any] = {
@@ -111,6 +112,8 @@ class _Connection:
             messages = parse_server_frame(frame)
         except StreamError:
             messages = [Message(MessageType.CONTENT, None)]  # not an envelope: a reply
+        if not messages:
+            return None  # an empty batch
         size = len(frame) // len(messages)
         pong = None
         for message in messages:
@@ -214,7 +217,7 @@ class Runner:
         for task in self._tasks:
             task.cancel()
 
-    async def _all(self, coros: Any) -> None:
+    async def _all(self, coros: Iterable[Coroutine[Any, Any, Any]]) -> None:
         self._tasks = [asyncio.create_task(c) for c in coros]
         if self.cancelled:
             self.cancel()

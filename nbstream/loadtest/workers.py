@@ -124,6 +124,8 @@ async def _run_part(part: PlanPart, channel: _Channel) -> PartialResult:
     t0 = clock() - round((time.time() - started_at) * 1e9)
     recorder = Recorder(clock, started_at, t0)
     runner = Runner(part, recorder)
+    if channel.stop.is_set():  # cancelled while the workers were starting
+        runner.cancel()
 
     def tick() -> None:
         channel.reports.put(("tick", part.index, recorder.tick()))
@@ -170,6 +172,7 @@ class ProcessRun:
             return results
         finally:
             channel.stop.set()
+            channel.start.set()  # workers still waiting see stop and run nothing
             for future in futures:
                 future.cancel()
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)

@@ -90,6 +90,16 @@ async def test_progress_from_worker_processes(start_server: ServerFactory) -> No
     assert not test.events  # worker processes publish no events
 
 
+async def test_cancel_while_worker_processes_start(start_server: ServerFactory) -> None:
+    server = await start_server("echo")
+    test = nbstream.start_load_test(server, connections=4, duration=60.0, processes=2,
+                                    progress=False)
+    test.cancel()
+    result = await asyncio.wait_for(test.aresult(), 60)
+    assert result.messages["error"].isin(["CANCELLED"]).all()
+    assert len(result.messages) <= 4
+
+
 @pytest.fixture
 def thread_server() -> Iterator[nbstream.Server]:
     server = nbstream.serve("echo")

@@ -50,6 +50,7 @@ def test_ramp_up_spreads_connections() -> None:
     ({"timeout": 0.0}, "timeout"),
     ({"payload": b"x"}, "message_type=None"),
     ({"rate": 1.0, "duration": 0.1}, "less than one message"),
+    ({"payload": '{"text": 1}'}, "double literal braces"),
 ])
 def test_bad_arguments_are_named(kwargs: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
