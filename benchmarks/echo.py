@@ -145,6 +145,26 @@ async def one_round(scale: float) -> dict[str, dict[str, Result]]:
     return results
 
 
+async def deflate_round() -> dict[str, float]:
+    """nbstream with and without permessage-deflate: msgs/s of 1 KB and 10 KB echoes."""
+    results = {}
+    for size in (1_000, 10_000):
+        text = "lorem ipsum dolor sit amet " * (size // 27)
+        for compression in (None, "deflate"):
+            server = await nbstream.aserve(nb_handler, compression=compression)
+            async with connect(server.url, compression=compression) as ws:
+                chat = json.dumps({"type": "chat", "data": {"text": text}})
+                started = time.perf_counter()
+                for _ in range(1000):
+                    await ws.send(chat)
+                    while json.loads(await ws.recv())["type"] != "end":
+                        pass
+                results[f"{size // 1000} KB {compression or 'off'}"] = 1000 / (
+                    time.perf_counter() - started)
+            await server.astop()
+    return results
+
+
 def summarise(rounds: list[dict[str, dict[str, Result]]]) -> list[tuple[str, str, float, float,
                                                                          float]]:
     """Rows of (scenario, metric, plain median, nbstream median, ratio)."""
@@ -178,6 +198,13 @@ def main() -> int:
     args = parser.parse_args()
     rounds = [asyncio.run(one_round(args.scale)) for _ in range(args.rounds)]
     text = table(summarise(rounds), args.rounds)
+    deflate = [asyncio.run(deflate_round()) for _ in range(args.rounds)]
+    text += ("\n\npermessage-deflate (nbstream server, websockets client, chat round trips/s; "
+             "medians):\n\n| message | off | deflate | ratio |\n|---|---:|---:|---:|\n")
+    for size in ("1 KB", "10 KB"):
+        off = statistics.median(d[f"{size} off"] for d in deflate)
+        on = statistics.median(d[f"{size} deflate"] for d in deflate)
+        text += f"| {size} | {off:,.0f} | {on:,.0f} | {on / off:.2f}x |\n"
     print(text)
     if args.write:
         write_section("Echo (benchmarks/echo.py)", text)

@@ -39,6 +39,8 @@ class Outbox:
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self.busy_since: float | None = None
         """When the socket stopped taking frames (monotonic), or None while it keeps up."""
         self.overflowed = False
@@ -49,10 +51,13 @@ class Outbox:
         return self._queued_bytes
 
     async def send(self, frame: bytes, *, urgent: bool = False) -> None:
-        """Like :meth:`put`, but writes to the socket directly when nothing is waiting.
+        """Like :meth:`put`, for the session's own stream: it waits when the client lags.
 
-        The direct write saves a task switch per message on the common path; it only
-        waits when websockets' write buffer is full, and then only this producer.
+        Writes to the socket directly when nothing is waiting (saving a task switch per
+        message). When frames are queued beyond half of ``max_bytes``, it waits until
+        the writer drains them: a fast handler is slowed to the client's pace instead
+        of overflowing the queue. A client that stops reading altogether is caught by
+        :meth:`stalled` and dropped, which releases the wait.
         """
         if self._batcher is None and not self._queue and self.busy_since is None:
             self.busy_since = time.monotonic()
@@ -66,6 +71,9 @@ class Outbox:
                 self._wake.set()
             return
         self.put(frame, urgent=urgent)
+        if self._queued_bytes > self.max_bytes // 2 and not self.overflowed:
+            self._room.clear()
+            await self._room.wait()
 
     def put(self, frame: bytes, *, urgent: bool = False) -> None:
         """Queue one encoded message; ``urgent`` takes any pending batch out with it."""
@@ -116,8 +124,12 @@ class Outbox:
                     self.busy_since = time.monotonic()
                     await self.ws.send(frame, text=True)
                     self.busy_since = None
+                    if self._queued_bytes <= self.max_bytes // 2:
+                        self._room.set()
         except ConnectionClosed:
             pass
+        finally:
+            self._room.set()
 
     def stalled(self, now: float, limit: float) -> bool:
         """True when one frame has waited more than ``limit`` seconds for the socket."""
@@ -134,7 +146,8 @@ class Outbox:
         return True
 
     async def aclose(self) -> None:
-        """Stop the writer task; queued frames are dropped."""
+        """Stop the writer task; queued frames are dropped, waiting producers released."""
+        self._room.set()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
