@@ -111,3 +111,18 @@ async def test_broadcast_never_waits_for_a_stuck_client(start_server: ServerFact
     assert elapsed < 0.5
     await healthy.aclose()
     stuck.transport.abort()
+
+
+async def test_a_fast_handler_is_paced_to_its_client_not_dropped(
+    start_server: ServerFactory,
+) -> None:
+    async def firehose(message: Message, session: Session) -> AsyncIterator[str]:
+        for i in range(3000):  # 12 MB as fast as the loop goes: 48x max_queue_bytes
+            yield f"{i:04d}" + "f" * 4096
+
+    server = await start_server(firehose, max_queue_bytes=QUEUE_BYTES, batch_max_size=16)
+    client = await nbstream.aconnect(server.url)
+    replies = await client.achat("go", timeout=TIMEOUT * 4)
+    assert [(m.text or "")[:4] for m in replies[:-1]] == [f"{i:04d}" for i in range(3000)]
+    assert client.reconnects == 0
+    await client.aclose()
