@@ -1,13 +1,13 @@
 """How many messages/s one nbstream load-generator process sustains, next to a plain loop.
 
 Run on demand (not a unit test): ``python benchmarks/loadgen.py [--seconds 5]
-[--repeats 3] [--no-write]``. Every server runs in its own process; the load comes
+[--repeats 3] [--write]``. Every server runs in its own process; the load comes
 from this process (or from ``processes=2`` workers). Each figure is the median of
 ``--repeats`` interleaved runs. "generator CPU/msg" is the CPU time the load generator
 (all its processes) spent per message; "server busy" is the share of one core the
 server used while the load ran: near 100 % the server, not the generator, was the
-limit. The table is printed and written to benchmarks/RESULTS.md
-(section "Load generator" only).
+limit. The table is printed and, with ``--write``, kept in
+benchmarks/RESULTS.md (section "Load generator" only).
 
 Scenarios, 100 connections request/response:
 
@@ -27,7 +27,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import statistics
@@ -36,7 +35,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +46,19 @@ from websockets.server import ServerProtocol
 
 import nbstream
 
+sys.path.insert(0, str(Path(__file__).parent))
+from results import machine, write_section
+
 CONNECTIONS = 100
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "Load generator"
+NOTES = """\
+Each row is the median of interleaved runs (the individual runs follow it); the
+machine is shared, so single runs swing by a factor of two. "generator CPU/msg" is
+the CPU time of the load generator's processes per answered message (process start
+and result building included); "server busy" is the share of one core the server
+used meanwhile. With two cores, a second load-generator process competes with the
+server for the same cores: the `processes` ratio is bounded by what the server
+leaves free, not by the merge (which runs once, after the load)."""
 
 # -- servers, each in its own process ------------------------------------------------------
 
@@ -276,46 +284,33 @@ def table(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the machine line."""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        pass
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, websockets {version('websockets')}, "
-            f"nbstream {nbstream.__version__}")
-
-
-def write_section(body: str) -> None:
-    """Replace (or add) this benchmark's section of RESULTS.md; other sections stay."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"## {SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
+    except OSError:
+        return "unknown CPU"
+    match = re.search(r"model name\s*:\s*(.*)", info)
+    return match.group(1) if match else "unknown CPU"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
-    print(f"{machine()}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
+    where = f"{machine()}, {cpu_model()}"
+    print(f"{where}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
           f"{args.repeats} rounds", flush=True)
-    cases = measure(args.seconds, args.repeats)
-    result = table(cases)
+    result = table(measure(args.seconds, args.repeats))
     print(result)
-    if not args.no_write:
-        write_section(
-            f"`python benchmarks/loadgen.py --seconds {args.seconds:g} --repeats {args.repeats}`"
-            f", {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\nMachine: {machine()}.\n\n{result}\n")
-        print(f"written to {RESULTS}")
+    if args.write:
+        write_section(SECTION, (
+            f"`python benchmarks/loadgen.py --seconds {args.seconds:g} --repeats "
+            f"{args.repeats} --write`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {where}."
+            f"\n\n{result}\n\n{NOTES}"))
+        print("written to benchmarks/RESULTS.md")
     return 0
 
 

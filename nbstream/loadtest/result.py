@@ -145,7 +145,7 @@ class LoadResult:
 
         Latency percentiles come from the HDR histograms (3 significant digits) of
         successful messages. Throughput is successful messages per second between the
-        first send and the last answer. ``send_lag`` is how late messages left after
+        first send and the last outcome (``duration``). ``send_lag`` is how late messages left after
         their intended time (the open model's timetable, kept to about a millisecond).
         The test's parameters, versions and start time are in ``.attrs``; ``print(result)``
         shows the same table with readable units.

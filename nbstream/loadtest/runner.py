@@ -128,7 +128,7 @@ class _Connection:
             record = self.current
             if record is None or (refers_to is not None and refers_to != self.current_id):
                 if kind == MessageType.ERROR:
-                    self.on_fatal(message)
+                    self.fail_if_fatal(message)
                 continue
             record.replies += 1
             record.bytes_in += size
@@ -138,10 +138,10 @@ class _Connection:
                 self.settle(now)
             elif kind == MessageType.ERROR:
                 self.settle(now, _error_code(message))
-                self.on_fatal(message)
+                self.fail_if_fatal(message)
         return pong
 
-    def on_fatal(self, error: Message) -> None:
+    def fail_if_fatal(self, error: Message) -> None:
         """An unrecoverable error (e.g. TOO_MANY_CONNECTIONS) ends the connection."""
         data = error.data
         if isinstance(data, dict) and data.get("recoverable") is False \
