@@ -25,8 +25,12 @@ class Admission:
         self.total = 0
         self._per_user: Counter[str] = Counter()
 
-    def admit(self, user: str | None) -> StreamError | None:
-        """Count a new connection in, or return the TOO_MANY_CONNECTIONS error to send."""
+    def admit(self, user: str | None, elsewhere: int = 0) -> StreamError | None:
+        """Count a new connection in, or return the TOO_MANY_CONNECTIONS error to send.
+
+        ``elsewhere`` is how many connections ``user`` has on other server processes
+        (from the backplane); they count towards the per-user limit.
+        """
         if self.max_connections is not None and self.total >= self.max_connections:
             return StreamError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
@@ -34,10 +38,11 @@ class Admission:
                 details={"limit": self.max_connections, "scope": "server"},
             )
         if user is not None and self.max_connections_per_user is not None:
-            if self._per_user[user] >= self.max_connections_per_user:
+            held = self._per_user[user] + elsewhere
+            if held >= self.max_connections_per_user:
                 return StreamError(
                     ErrorCode.TOO_MANY_CONNECTIONS,
-                    f"user {user!r} already has {self._per_user[user]} connections "
+                    f"user {user!r} already has {held} connections "
                     f"(max_connections_per_user={self.max_connections_per_user})",
                     details={"limit": self.max_connections_per_user, "scope": "user",
                              "user": user},

@@ -52,6 +52,21 @@ class BoundedHistory:
             self.evicted += 1
         return offset
 
+    def restore(self, entries: list[tuple[int, bytes]], next_offset: int) -> None:
+        """Start from messages another process recorded (offsets ascending, contiguous).
+
+        Keeps the newest entries that fit the bounds; the next :meth:`add` gets
+        ``next_offset``.
+        """
+        self._entries.clear()
+        self._bytes = 0
+        self._next_offset = next_offset
+        for offset, encoded in entries[-self.max_messages:] if self.max_messages else []:
+            self._entries.append((offset, encoded))
+            self._bytes += len(encoded)
+        while self._entries and self._bytes > self.max_bytes:
+            self._bytes -= len(self._entries.popleft()[1])
+
     @property
     def total_bytes(self) -> int:
         """Encoded bytes currently held."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from nbstream.backplane import Backplane
 from nbstream.events import EventStream
 from nbstream.handlers import Handler, as_message
 from nbstream.protocol import (
@@ -39,8 +40,9 @@ class LiveSession:
     """A session's worker and stream; :attr:`connection` is its current connection, if any."""
 
     def __init__(self, session: Session, handler: Handler, options: ServerOptions,
-                 events: EventStream) -> None:
+                 events: EventStream, backplane: Backplane) -> None:
         self.session = session
+        self.backplane = backplane
         self.handler = handler
         self.options = options
         self.events = events
@@ -61,7 +63,8 @@ class LiveSession:
         session = self.session
         message = msgspec.structs.replace(message, id=session.next_id())
         encoded = encode(message)
-        session.record_out(encoded)
+        offset = session.record_out(encoded)
+        self.backplane.record(session.id, session.user, session.epoch, offset, encoded)
         if self.events:
             self.events.emit("out", "server", session.id, direction="s2c", message=message,
                              size=len(encoded), user=session.user)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from nbstream.backplane import Backplane
 from nbstream.server.auth import AuthSpec
 
 
@@ -66,6 +67,9 @@ class ServerOptions:
     clients that send no Origin (scripts, notebooks) are always allowed."""
     ssl: ssl_module.SSLContext | None = None
     """A server-side SSL context: the server then speaks ``wss://``."""
+    backplane: str | Backplane = "memory"
+    """``"memory"`` (this process only) or ``"redis://HOST:PORT/DB"`` to share fan-out,
+    per-user counts and session history with other server processes."""
     open_timeout: float = 10.0
     """Seconds a client has to complete the opening handshake (websockets)."""
     close_timeout: float = 2.0

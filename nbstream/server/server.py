@@ -27,6 +27,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from nbstream import runtime
+from nbstream.backplane import Delivery
+from nbstream.backplane import create as create_backplane
 from nbstream.events import EventStream
 from nbstream.handlers import Handler, as_message, resolve_handler
 from nbstream.logs import websockets_logger
@@ -168,6 +170,8 @@ class Server:
         self._sessions: dict[str, LiveSession] = {}
         self._admission = Admission(options.max_connections, options.max_connections_per_user)
         self._auth = Authenticator(options.auth) if options.auth is not None else None
+        self.backplane = create_backplane(options.backplane)
+        """Where fan-out, per-user counts and session history are shared (see docs)."""
         self._identities: dict[ServerConnection, str] = {}
         self._user_buckets: dict[str, TokenBucket] = {}
         self._ws_server: WsServer | None = None
@@ -182,6 +186,7 @@ class Server:
 
     async def _start(self) -> None:
         opts = self.options
+        await self.backplane.start(self._deliver_from_elsewhere)
         origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
         self._ws_server = await ws_serve(
             self._handle,
@@ -236,6 +241,7 @@ class Server:
             "sessions": len(self._sessions),
             "users": self._admission.users,
             "uptime": round(time.monotonic() - self._started, 3),
+            **self.backplane.health(),
         }
 
     # -- HTTP side of the handshake -------------------------------------------------------
@@ -296,8 +302,14 @@ class Server:
                 await _refuse(ws, StreamError(ErrorCode.UNAUTHORIZED,
                                               "valid credentials required"))
                 return
-        refusal = self._admission.admit(user)
+        elsewhere = 0
+        if user is not None and self.backplane.shared and self._admission.max_connections_per_user:
+            elsewhere = await self.backplane.connections_elsewhere(user)
+        refusal = self._admission.admit(user, elsewhere)
         live = self._sessions.get(session_id)
+        last_id = _first(query, "last_id")
+        if refusal is None and live is None and last_id is not None and self.backplane.shared:
+            live = await self._adopt(session_id)
         if refusal is None and live is not None and live.session.user != user:
             self._admission.release(user)
             refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
@@ -310,17 +322,12 @@ class Server:
                                         "session taken over by a new connection", drain=0.0)
         fresh = live is None
         if live is None:
-            session = Session(
-                session_id, user, datetime.now(UTC),
-                BoundedHistory(self.options.history_max_messages, self.options.history_max_bytes),
-                self.options.context_max_messages,
-            )
-            live = LiveSession(session, self.handler, self.options, self.events)
-            self._sessions[session_id] = live
+            live = self._new_session(session_id, user)
+        if user is not None:
+            self.backplane.count(user, +1)
         conn = Connection(ws, live, self.options, self.events,
                           user_bucket=self._user_bucket(user))
-        self._attach(conn, live, fresh, _first(query, "last_id"),
-                     welcome=ws.subprotocol == SUBPROTOCOL)
+        self._attach(conn, live, fresh, last_id, welcome=ws.subprotocol == SUBPROTOCOL)
         try:
             await conn.run()
         except ConnectionClosed:
@@ -329,6 +336,29 @@ class Server:
             logger.exception("connection of session %s failed", session_id)
         finally:
             await self._detach(conn, live, user)
+
+    def _new_session(self, session_id: str, user: str | None, epoch: str | None = None
+                     ) -> LiveSession:
+        history = BoundedHistory(self.options.history_max_messages,
+                                 self.options.history_max_bytes)
+        session = Session(session_id, user, datetime.now(UTC), history,
+                          self.options.context_max_messages)
+        if epoch is not None:
+            session.epoch = epoch
+        live = LiveSession(session, self.handler, self.options, self.events, self.backplane)
+        self._sessions[session_id] = live
+        return live
+
+    async def _adopt(self, session_id: str) -> LiveSession | None:
+        """Take over a session another server process held (its client came here)."""
+        record = await self.backplane.load(session_id)
+        if record is None or session_id in self._sessions:
+            return self._sessions.get(session_id)
+        live = self._new_session(session_id, record.user, record.epoch)
+        live.session.history.restore(record.frames, record.next_offset)
+        logger.info("session %s resumed here from another process (%d messages kept)",
+                    session_id, len(record.frames))
+        return live
 
     def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
                 *, welcome: bool) -> None:
@@ -371,6 +401,8 @@ class Server:
     async def _detach(self, conn: Connection, live: LiveSession, user: str | None) -> None:
         await conn.outbox.aclose()
         self._admission.release(user)
+        if user is not None:
+            self.backplane.count(user, -1)
         ws = conn.ws
         if live.connection is conn:
             live.connection = None
@@ -387,6 +419,7 @@ class Server:
     async def _end_session(self, live: LiveSession) -> None:
         if self._sessions.get(live.session.id) is live:
             del self._sessions[live.session.id]
+            self.backplane.forget(live.session.id)
         await live.stop()
 
     def _user_bucket(self, user: str | None) -> TokenBucket | None:
@@ -442,6 +475,12 @@ class Server:
     def _push(self, lives: list[LiveSession], message: Message) -> int:
         return sum(live.push(message) for live in lives)
 
+    def _deliver_from_elsewhere(self, delivery: Delivery) -> None:
+        """Fan-out published by another server process: push it to local sessions."""
+        self._push([live for live in self._sessions.values()
+                    if delivery.user is None or live.session.user == delivery.user],
+                   delivery.message)
+
     async def abroadcast(self, message: Message | dict[str, Any] | str) -> int:
         """Send ``message`` to every session at once; returns how many connections got it.
 
@@ -458,7 +497,9 @@ class Server:
     async def _apush(self, user: str | None, message: Message) -> int:
         lives = [live for live in self._sessions.values()
                  if user is None or live.session.user == user]
-        return self._push(lives, message)
+        delivered = self._push(lives, message)
+        await self.backplane.publish(Delivery(user, message))
+        return delivered
 
     def broadcast(self, message: Message | dict[str, Any] | str) -> int:
         """Sync twin of :meth:`abroadcast`."""
@@ -558,6 +599,7 @@ class Server:
             logger.warning("some connections did not close in time")
         for live in list(self._sessions.values()):
             await self._end_session(live)
+        await self.backplane.close()
         if self._ticker is not None:
             self._ticker.cancel()
         for task in list(self._tasks):
