@@ -7,6 +7,7 @@ out. Tests and ``benchmarks/views.py`` measure a view's traffic with it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from comm.base_comm import BaseComm
 
 @dataclass(frozen=True)
 class Sent:
-    """One comm message: which widget, which kind, and the state keys it carried."""
+    """One comm message: which widget, which kind, the state keys it carried, its size."""
 
     comm_id: str
     msg_type: str
     method: str | None
     keys: tuple[str, ...]
+    size: int
+    """Bytes of its JSON, serialized as a kernel would (so that costs what it would)."""
 
 
 @dataclass
@@ -34,10 +37,15 @@ class CommLog:
 
     def updates(self, widget: Any = None) -> int:
         """State updates sent (by ``widget``, if given) — what reaches the browser."""
-        return sum(
-            1 for s in self.sent
-            if s.method == "update" and (widget is None or s.comm_id == widget.model_id)
-        )
+        return len(self._updates(widget))
+
+    def update_bytes(self, widget: Any = None) -> int:
+        """Bytes of JSON in those updates."""
+        return sum(s.size for s in self._updates(widget))
+
+    def _updates(self, widget: Any) -> list[Sent]:
+        return [s for s in self.sent
+                if s.method == "update" and (widget is None or s.comm_id == widget.model_id)]
 
 
 class _RecordingComm(BaseComm):
@@ -50,7 +58,8 @@ class _RecordingComm(BaseComm):
         data = data if isinstance(data, dict) else {}
         state = data.get("state")
         self._log.sent.append(Sent(self.comm_id, msg_type, data.get("method"),
-                                   tuple(state) if isinstance(state, dict) else ()))
+                                   tuple(state) if isinstance(state, dict) else (),
+                                   len(json.dumps(data, default=str))))
 
 
 @contextmanager

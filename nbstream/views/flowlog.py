@@ -35,6 +35,8 @@ class FlowRow(NamedTuple):
 
     seq: int
     at: float
+    clock: str
+    """``at`` as local time, like ``14:03:07.281``."""
     direction: str
     """``c2s``, ``s2c``, or ``""`` for ``open`` and ``close`` rows."""
     session_id: str
@@ -47,7 +49,7 @@ class FlowRow(NamedTuple):
     def cells(self) -> list[Any]:
         """The row as the browser gets it: seq, clock, direction, session, type, size,
         preview, user."""
-        return [self.seq, clock(self.at), self.direction, self.session_id, self.type,
+        return [self.seq, self.clock, self.direction, self.session_id, self.type,
                 self.size, self.preview, self.user]
 
     def pretty(self) -> str:
@@ -58,9 +60,16 @@ class FlowRow(NamedTuple):
             return self.json
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def clock(at: float) -> str:
     """Local wall-clock time of ``at`` to the millisecond, like ``14:03:07.281``."""
-    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+    global _second
+    whole = int(at)
+    if whole != _second[0]:  # localtime() costs microseconds: once a second is enough
+        _second = (whole, time.strftime("%H:%M:%S", time.localtime(whole)))
+    return f"{_second[1]}.{int(at % 1 * 1000):03d}"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -76,19 +85,19 @@ def make_row(seq: int, event: FlowEvent) -> FlowRow:
     if message is not None:
         encoded = encode(message)
         text = encoded.decode()
-        return FlowRow(seq, event.at, event.direction or "", event.session_id, event.user,
-                       str(message.type), event.size or len(encoded),
+        return FlowRow(seq, event.at, clock(event.at), event.direction or "", event.session_id,
+                       event.user, str(message.type), event.size or len(encoded),
                        _cut(msgspec.json.encode(message.data).decode(), PREVIEW),
                        _cut(text, MAX_JSON))
     if event.direction is not None:  # a frame that failed validation
         raw = detail.get("raw", b"")
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        return FlowRow(seq, event.at, event.direction, event.session_id, event.user, INVALID,
-                       event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
+        return FlowRow(seq, event.at, clock(event.at), event.direction, event.session_id,
+                       event.user, INVALID, event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
     facts = {"user": event.user, **detail}
     summary = " ".join(f"{k}={v}" for k, v in facts.items() if v not in (None, ""))
-    return FlowRow(seq, event.at, "", event.session_id, event.user, event.kind, 0,
-                   _cut(summary, PREVIEW), json.dumps(facts, default=str))
+    return FlowRow(seq, event.at, clock(event.at), "", event.session_id, event.user,
+                   event.kind, 0, _cut(summary, PREVIEW), json.dumps(facts, default=str))
 
 
 class FlowLog:
