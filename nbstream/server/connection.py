@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -39,7 +40,8 @@ class Connection:
     """The server side of one WebSocket, attached to a :class:`LiveSession`."""
 
     def __init__(self, ws: ServerConnection, live: LiveSession, options: ServerOptions,
-                 events: EventStream, *, user_bucket: TokenBucket | None) -> None:
+                 events: EventStream, *, user_bucket: TokenBucket | None,
+                 on_batch: Callable[[int], None] | None = None) -> None:
         now = time.monotonic()
         self.ws = ws
         self.live = live
@@ -53,7 +55,7 @@ class Connection:
         self.outbox = Outbox(ws, max_bytes=options.max_queue_bytes,
                              batch_max_size=options.batch_max_size,
                              batch_max_wait=options.batch_max_wait,
-                             on_overflow=self._overflowed)
+                             on_overflow=self._overflowed, on_batch=on_batch)
         self.close_code: int | None = None
         self.close_reason: str = ""
         self._closing: asyncio.Task[None] | None = None

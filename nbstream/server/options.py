@@ -67,6 +67,9 @@ class ServerOptions:
     clients that send no Origin (scripts, notebooks) are always allowed."""
     ssl: ssl_module.SSLContext | None = None
     """A server-side SSL context: the server then speaks ``wss://``."""
+    metrics: bool = False
+    """Serve Prometheus metrics at ``GET /metrics`` (``nbstream serve`` turns it on).
+    Off by default in notebooks: counting every message costs a little per message."""
     backplane: str | Backplane = "memory"
     """``"memory"`` (this process only) or ``"redis://HOST:PORT/DB"`` to share fan-out,
     per-user counts and session history with other server processes."""

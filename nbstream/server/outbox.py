@@ -29,8 +29,10 @@ class Outbox:
     """The outgoing frames of one connection. Call :meth:`put`; never blocks."""
 
     def __init__(self, ws: ServerConnection, *, max_bytes: int, batch_max_size: int,
-                 batch_max_wait: float, on_overflow: Callable[[int], None]) -> None:
+                 batch_max_wait: float, on_overflow: Callable[[int], None],
+                 on_batch: Callable[[int], None] | None = None) -> None:
         self.ws = ws
+        self._on_batch = on_batch
         self.max_bytes = max_bytes
         self._on_overflow = on_overflow
         self._batcher = Batcher(batch_max_size, batch_max_wait) if batch_max_size > 1 else None
@@ -84,7 +86,7 @@ class Outbox:
             return
         full = self._batcher.add(frame, time.monotonic())
         if full is not None:
-            self._enqueue(_frame_of(full))
+            self._enqueue(self._frame_of(full))
         elif urgent:
             self.flush()
         elif self._timer is None:
@@ -97,7 +99,7 @@ class Outbox:
             self._timer.cancel()
             self._timer = None
         if self._batcher is not None and len(self._batcher):
-            self._enqueue(_frame_of(self._batcher.drain()))
+            self._enqueue(self._frame_of(self._batcher.drain()))
 
     def _enqueue(self, frame: bytes) -> None:
         if self._queued_bytes + len(frame) > self.max_bytes and self._queue:
@@ -159,6 +161,7 @@ class Outbox:
             except (asyncio.CancelledError, ConnectionClosed):
                 pass
 
-
-def _frame_of(items: list[bytes]) -> bytes:
-    return items[0] if len(items) == 1 else encode_batch(items)
+    def _frame_of(self, items: list[bytes]) -> bytes:
+        if self._on_batch is not None:
+            self._on_batch(len(items))
+        return items[0] if len(items) == 1 else encode_batch(items)

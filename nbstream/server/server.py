@@ -51,6 +51,8 @@ from nbstream.protocol import (
 from nbstream.server.auth import Authenticator, token_from
 from nbstream.server.connection import Connection
 from nbstream.server.live import LiveSession
+from nbstream.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from nbstream.server.metrics import ServerMetrics
 from nbstream.server.options import ServerOptions
 
 logger = logging.getLogger(__name__)
@@ -172,6 +174,10 @@ class Server:
         self._auth = Authenticator(options.auth) if options.auth is not None else None
         self.backplane = create_backplane(options.backplane)
         """Where fan-out, per-user counts and session history are shared (see docs)."""
+        self.metrics = ServerMetrics(self._gauges) if options.metrics else None
+        """Prometheus metrics served at ``GET /metrics`` (``metrics=True``)."""
+        if self.metrics is not None:
+            self.events.subscribe(self.metrics.observe)
         self._identities: dict[ServerConnection, str] = {}
         self._user_buckets: dict[str, TokenBucket] = {}
         self._ws_server: WsServer | None = None
@@ -244,6 +250,15 @@ class Server:
             **self.backplane.health(),
         }
 
+    def _gauges(self) -> dict[str, float]:
+        lives = list(self._sessions.values())
+        return {
+            "connections": self._admission.total,
+            "sessions": len(lives),
+            "queued_bytes": sum(live.connection.outbox.queued_bytes for live in lives
+                                if live.connection is not None),
+        }
+
     # -- HTTP side of the handshake -------------------------------------------------------
 
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -252,6 +267,11 @@ class Server:
             response = ws.respond(200, json.dumps(self.health()) + "\n")
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "application/json"
+            return response
+        if parts.path == "/metrics" and self.metrics is not None:
+            response = ws.respond(200, self.metrics.render().decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = METRICS_CONTENT_TYPE
             return response
         session_id = _session_from_path(self.path, parts.path)
         if session_id is None:
@@ -326,7 +346,8 @@ class Server:
         if user is not None:
             self.backplane.count(user, +1)
         conn = Connection(ws, live, self.options, self.events,
-                          user_bucket=self._user_bucket(user))
+                          user_bucket=self._user_bucket(user),
+                          on_batch=self.metrics.observe_batch if self.metrics else None)
         self._attach(conn, live, fresh, last_id, welcome=ws.subprotocol == SUBPROTOCOL)
         try:
             await conn.run()

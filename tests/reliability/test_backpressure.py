@@ -60,7 +60,7 @@ def buffered_bytes(server: nbstream.Server) -> list[int]:
 async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server(flood_or_echo, send_timeout=SEND_TIMEOUT,
+    server = await start_server(flood_or_echo, send_timeout=SEND_TIMEOUT, metrics=True,
                                 max_queue_bytes=QUEUE_BYTES, max_connections_per_user=None)
     baseline = await p99_of_chatters(server.url)
 
@@ -91,6 +91,8 @@ async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
     baseline_again = await p99_of_chatters(server.url)
 
     assert dropped_at - flood_started < SEND_TIMEOUT + TIMEOUT  # bounded time
+    assert server.metrics is not None
+    assert server.metrics.slow_consumers._value.get() == 1
     assert peak <= BOUND_PER_CONNECTION, (peak, BOUND_PER_CONNECTION)
     assert with_stuck <= 2 * max(baseline, baseline_again), (baseline, with_stuck,
                                                              baseline_again)

@@ -1,0 +1,95 @@
+"""Prometheus metrics for ``GET /metrics``: one more consumer of the server's events.
+
+Counters are folded from :class:`nbstream.events.FlowEvent` as they happen; gauges
+(connections, sessions, queued bytes) are read from the server when scraped. Each
+server has its own registry, so several servers in one process do not mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from nbstream.events import FlowEvent
+from nbstream.protocol import CloseCode, MessageType
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Live(Collector):
+    """Gauges read at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        values = self._read()
+        yield GaugeMetricFamily("nbstream_connections", "Open WebSocket connections.",
+                                value=values["connections"])
+        yield GaugeMetricFamily("nbstream_sessions",
+                                "Sessions held, with or without a connection.",
+                                value=values["sessions"])
+        yield GaugeMetricFamily("nbstream_outbox_queued_bytes",
+                                "Bytes waiting in outboxes for slow clients.",
+                                value=values["queued_bytes"])
+
+
+class ServerMetrics:
+    """The metrics of one server; subscribe :meth:`observe` to its events."""
+
+    def __init__(self, read_live: Callable[[], dict[str, float]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.opened = Counter("nbstream_connections_opened", "Connections accepted.",
+                              registry=r)
+        self.closed = Counter("nbstream_connections_closed", "Connections closed, by code.",
+                              ["code"], registry=r)
+        self.messages = Counter("nbstream_messages", "Messages by direction and type.",
+                                ["direction", "type"], registry=r)
+        self.bytes = Counter("nbstream_bytes", "Message bytes by direction.",
+                             ["direction"], registry=r)
+        self.errors = Counter("nbstream_errors", "Error envelopes sent, by code.",
+                              ["code"], registry=r)
+        self.rtt = Histogram("nbstream_heartbeat_rtt_seconds",
+                             "Application heartbeat round trips.", registry=r,
+                             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                      0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+        self.batch_size = Histogram("nbstream_batch_size", "Messages per batch frame.",
+                                    registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.slow_consumers = Counter("nbstream_slow_consumers_dropped",
+                                      "Clients dropped for reading too slowly (4002).",
+                                      registry=r)
+        r.register(_Live(read_live))
+
+    def observe(self, event: FlowEvent) -> None:
+        """Fold one event into the counters (an EventStream subscriber)."""
+        kind = event.kind
+        if kind == "in" or kind == "out":
+            if event.message is not None:
+                self.messages.labels(kind, event.message.type).inc()
+                if kind == "out" and event.message.type == MessageType.ERROR:
+                    error = event.message.error
+                    self.errors.labels(error.code if error else "UNKNOWN").inc()
+            elif kind == "in":
+                self.messages.labels(kind, "invalid").inc()
+            self.bytes.labels(kind).inc(event.size)
+        elif kind == "heartbeat" and event.detail:
+            self.rtt.observe(event.detail["rtt"])
+        elif kind == "open":
+            self.opened.inc()
+        elif kind == "close":
+            code = (event.detail or {}).get("code")
+            self.closed.labels(str(code)).inc()
+            if code == CloseCode.SLOW_CONSUMER:
+                self.slow_consumers.inc()
+
+    def observe_batch(self, size: int) -> None:
+        """Record one batch frame of ``size`` messages."""
+        self.batch_size.observe(size)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
