@@ -13,8 +13,11 @@ from collections.abc import Callable, Sequence
 def _serve(args: argparse.Namespace) -> int:
     from nbstream.server import aserve
 
+    options = {k: v for k, v in vars(args).items() if k in _SERVE_OPTIONS and v is not None}
+
     async def run() -> None:
-        server = await aserve(args.handler, host=args.host, port=args.port, path=args.path)
+        server = await aserve(args.handler, host=args.host, port=args.port, path=args.path,
+                              metrics=not args.no_metrics, **options)
         print(f"nbstream serving {server.url} (health: {server.health_url}); Ctrl-C stops",
               flush=True)
         stop = asyncio.Event()
@@ -24,8 +27,18 @@ def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         print(await server.astop(args.grace), flush=True)
 
-    asyncio.run(run())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
     return 0
+
+
+_SERVE_OPTIONS = ("backplane", "max_connections", "max_connections_per_user", "rate_limit",
+                  "heartbeat_interval", "heartbeat_timeout", "session_ttl")
+"""Server options that ``nbstream serve`` takes as flags (dashes for underscores)."""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -38,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nbstream`` command."""
     parser = argparse.ArgumentParser(prog="nbstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="json: one JSON object per line, with session and user ids")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="end-to-end demo: serve, chat with the agent, load test")
@@ -52,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--handler", default="agent", choices=["agent", "echo"])
     serve.add_argument("--grace", type=float, default=5.0,
                        help="seconds in-flight streams get to finish on shutdown")
+    serve.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    serve.add_argument("--backplane", help="memory (default) or redis://HOST:PORT/DB")
+    for name, kind in (("max_connections", int), ("max_connections_per_user", int),
+                       ("rate_limit", float), ("heartbeat_interval", float),
+                       ("heartbeat_timeout", float), ("session_ttl", float)):
+        serve.add_argument("--" + name.replace("_", "-"), type=kind,
+                           help="see nbstream.ServerOptions." + name)
     serve.set_defaults(run=_serve)
 
     for name, (help_text, configure) in _extra_commands().items():
@@ -66,11 +88,21 @@ def _extra_commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser]
     return {"load": ("load-test a WebSocket server and print a summary", configure_load)}
 
 
+def _configure_logging(level: int, log_format: str) -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nbstream`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(logging.INFO if args.verbose else logging.WARNING, args.log_format)
     result: int = args.run(args)
     return result
 

@@ -40,6 +40,11 @@ class Session:
         self.messages_in += 1
         self.bytes_in += size
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """``extra=`` for log records about this session (JSON logs show them as fields)."""
+        return {"session_id": self.id, "user": self.user}
+
     def next_id(self) -> str:
         """The id of the next outgoing message: ``"<epoch>:<offset>"``."""
         return f"{self.epoch}:{self.history.next_offset}"  # Position(...).to_id(), inlined

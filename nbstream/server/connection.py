@@ -101,7 +101,7 @@ class Connection:
 
     def _overflowed(self, limit: int) -> None:
         logger.warning("session %s: slow consumer, more than %d bytes queued; dropping it",
-                       self.session_id, limit)
+                       self.session_id, limit, extra=self.live.session.log_fields)
         self.close_soon(CloseCode.SLOW_CONSUMER, f"slow consumer: over {limit} bytes queued")
 
     # -- incoming ---------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class LiveSession:
         """
         if not self.session.client_ids.add(message.id):
             logger.debug("dropping duplicate chat %s in session %s", message.id,
-                         self.session.id)
+                         self.session.id, extra=self.session.log_fields)
             return None
         if self.draining:
             return StreamError(ErrorCode.SHUTTING_DOWN, details={"reply_to": message.id})
@@ -141,7 +141,7 @@ class LiveSession:
             raise
         except Exception:
             logger.exception("handler failed on chat %s of session %s",
-                             message.id, self.session.id)
+                             message.id, self.session.id, extra=self.session.log_fields)
             error = StreamError(ErrorCode.INTERNAL_ERROR, details={"reply_to": message.id})
             await self.send_error(error)
             if self.connection is not None:

@@ -334,7 +334,8 @@ class Server:
             self._admission.release(user)
             refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
         if refusal is not None:
-            logger.info("refused a connection (user %r): %s", user, refusal)
+            logger.info("refused a connection (user %r): %s", user, refusal,
+                        extra={"session_id": session_id, "user": user})
             await _refuse(ws, refusal)
             return
         if live is not None and live.connection is not None:
@@ -354,7 +355,8 @@ class Server:
         except ConnectionClosed:
             pass
         except Exception:
-            logger.exception("connection of session %s failed", session_id)
+            logger.exception("connection of session %s failed", session_id,
+                             extra=live.session.log_fields)
         finally:
             await self._detach(conn, live, user)
 
@@ -378,7 +380,7 @@ class Server:
         live = self._new_session(session_id, record.user, record.epoch)
         live.session.history.restore(record.frames, record.next_offset)
         logger.info("session %s resumed here from another process (%d messages kept)",
-                    session_id, len(record.frames))
+                    session_id, len(record.frames), extra=live.session.log_fields)
         return live
 
     def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
@@ -417,7 +419,8 @@ class Server:
         if self.events:
             self.events.emit("open", "server", session.id, user=session.user,
                              detail={"resumed": last_id is not None, "recovered": recovered})
-        logger.debug("session %s (user %r) connected", session.id, session.user)
+        logger.debug("session %s (user %r) connected", session.id, session.user,
+                     extra=session.log_fields)
 
     async def _detach(self, conn: Connection, live: LiveSession, user: str | None) -> None:
         await conn.outbox.aclose()
@@ -435,7 +438,8 @@ class Server:
         if self.events:
             self.events.emit("close", "server", live.session.id, user=user,
                              detail={"code": code, "reason": ws.close_reason or conn.close_reason})
-        logger.debug("session %s closed (%s)", live.session.id, code)
+        logger.debug("session %s closed (%s)", live.session.id, code,
+                     extra=live.session.log_fields)
 
     async def _end_session(self, live: LiveSession) -> None:
         if self._sessions.get(live.session.id) is live:
@@ -471,7 +475,8 @@ class Server:
                     continue
                 if conn.outbox.stalled(now, opts.send_timeout):
                     logger.warning("session %s: socket stuck for %.1f s; dropping it",
-                                   live.session.id, opts.send_timeout)
+                                   live.session.id, opts.send_timeout,
+                                   extra=live.session.log_fields)
                     conn.close_soon(CloseCode.SLOW_CONSUMER,
                                     f"slow consumer: stuck for over {opts.send_timeout:g} s")
                     continue
@@ -481,7 +486,8 @@ class Server:
                     conn.heartbeat.ping_sent(ping.id, now)
                     conn.send_control(ping)
                 elif action is HeartbeatAction.TIMED_OUT:
-                    logger.info("session %s missed its heartbeat; closing", live.session.id)
+                    logger.info("session %s missed its heartbeat; closing", live.session.id,
+                                extra=live.session.log_fields)
                     conn.close_soon(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
             for user in [u for u in self._user_buckets if not self._admission.count(u)]:
                 del self._user_buckets[user]
