@@ -25,7 +25,7 @@ def serve_process() -> "subprocess.Popen[str]":
         process.wait(TIMEOUT)
 
 
-async def test_serve_answers_health_metrics_logs_json_and_stops_on_sigterm(
+def test_serve_answers_health_metrics_logs_json_and_stops_on_sigterm(
     serve_process: "subprocess.Popen[str]",
 ) -> None:
     assert serve_process.stdout is not None and serve_process.stderr is not None
@@ -38,11 +38,11 @@ async def test_serve_answers_health_metrics_logs_json_and_stops_on_sigterm(
     with urllib.request.urlopen(base + "/metrics", timeout=TIMEOUT) as response:
         assert b"nbstream_connections" in response.read()
 
-    client = await nbstream.aconnect(url.group(), user="zoe")
-    assert (await client.achat("hi", timeout=TIMEOUT))[0].text == "hi"
+    client = nbstream.connect(url.group(), user="zoe")
+    assert client.chat("hi", timeout=TIMEOUT)[0].text == "hi"
     with pytest.raises(nbstream.StreamClosed):  # the second connection of zoe is refused
-        await nbstream.aconnect(url.group(), user="zoe")
-    await client.aclose()
+        nbstream.connect(url.group(), user="zoe")
+    client.close()
 
     serve_process.send_signal(signal.SIGTERM)
     assert serve_process.wait(TIMEOUT) == 0
