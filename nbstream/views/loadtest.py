@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 from collections import deque
-from collections.abc import Callable
 from html import escape
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -20,50 +19,11 @@ from nbstream import runtime
 from nbstream.views import html
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
 
+if TYPE_CHECKING:
+    from nbstream.loadtest import LoadProgress, LoadTest
+
 HISTORY = 600
 """Progress samples kept for the sparklines (a minute at ten a second)."""
-
-
-class Progress(Protocol):
-    """The figures of a load test at one moment (``LoadTest.progress()``)."""
-
-    @property
-    def elapsed(self) -> float: ...
-    @property
-    def sent(self) -> int: ...
-    @property
-    def completed(self) -> int: ...
-    @property
-    def errors(self) -> int: ...
-    @property
-    def in_flight(self) -> int: ...
-    @property
-    def connections_open(self) -> int: ...
-    @property
-    def throughput(self) -> float: ...
-    @property
-    def p50(self) -> float | None: ...
-    @property
-    def p99(self) -> float | None: ...
-    @property
-    def done(self) -> bool: ...
-    @property
-    def planned(self) -> int | None: ...
-
-
-class Result(Protocol):
-    """What a finished load test gives (``LoadTest.result()``)."""
-
-    def summary(self) -> Any: ...
-    def plot(self) -> Any: ...
-
-
-class LoadTestLike(Protocol):
-    """A running load test, as ``nbstream.start_load_test`` returns it."""
-
-    def progress(self) -> Progress: ...
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
-    async def aresult(self) -> Result: ...
 
 
 def _nothing() -> None:
@@ -74,7 +34,7 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1000:.1f}"
 
 
-def progress_html(progress: Progress, series: list[tuple[float, float]]) -> str:
+def progress_html(progress: LoadProgress, series: list[tuple[float, float]]) -> str:
     """The live panel: figures, a progress bar when the plan is known, two sparklines.
 
     ``series`` holds ``(throughput, p99)`` samples, oldest first.
@@ -109,12 +69,12 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
     follows the test by itself. Call :meth:`close` when done.
     """
 
-    def __init__(self, load_test: LoadTestLike, *, interval: float = DEFAULT_INTERVAL,
+    def __init__(self, load_test: LoadTest, *, interval: float = DEFAULT_INTERVAL,
                  history: int = HISTORY) -> None:
         self.load_test = load_test
         self._loop = runtime.home_loop()
         self._throttle = Throttle(self._loop, self._flush, interval)
-        self._latest: Progress | None = None
+        self._latest: LoadProgress | None = None
         self._series: deque[tuple[float, float]] = deque(maxlen=history)
         self._finishing: asyncio.Future[None] | None = None
         self.live = w.HTML()
@@ -132,7 +92,7 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
         """How many times the live panel refreshed."""
         return self._throttle.flushes
 
-    def _on_progress(self, progress: Progress) -> None:
+    def _on_progress(self, progress: LoadProgress) -> None:
         self._latest = progress
         self._series.append((progress.throughput, progress.p99 or 0.0))
         self._throttle.poke()
@@ -168,14 +128,12 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
             widget.close()
         super().close()
 
+    def __repr__(self) -> str:
+        return f"<nbstream.LoadTestView of {self.load_test!r}>"
+
 
 def png(figure: Any) -> bytes:
-    """A matplotlib figure as PNG bytes; closes it so the inline backend never shows it."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure as PNG bytes."""
     buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    finally:
-        plt.close(figure)
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     return buffer.getvalue()

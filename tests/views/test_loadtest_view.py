@@ -11,9 +11,11 @@ import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
-from nbstream.views import LoadTestView
+import nbstream
+from nbstream.views import FlowView, LoadTestView
 from nbstream.views.commlog import CommLog
 from nbstream.views.loadtest import progress_html
+from tests.conftest import ServerFactory
 from tests.views.conftest import eventually
 
 matplotlib.use("Agg")
@@ -93,3 +95,19 @@ def test_progress_html_shows_the_plan_and_the_errors() -> None:
     assert '<span class="nbs-bad">3</span>' in text
     assert "—" in text  # no latency yet
     assert "<svg" in text
+
+
+async def test_follows_a_real_load_test_and_a_flowview_shows_its_messages(
+        start_server: ServerFactory, comms: CommLog) -> None:
+    server = await start_server("echo")
+    test = nbstream.start_load_test(server, connections=5, messages=20, progress=False)
+    view = LoadTestView(test)
+    flow = FlowView(test)
+    await test.aresult()
+    await eventually(lambda: bool(view.plot.value))
+    assert "1" in view.live.value and "done" in view.live.value
+    assert "latency_p99" in view.summary.value
+    await eventually(lambda: flow.counts == {"chat": 100, "content": 100, "end": 100})
+    assert {row[3] for row in flow.rows} == {"0", "1", "2", "3", "4"}  # connection indices
+    view.close()
+    flow.close()
