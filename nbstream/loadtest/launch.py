@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import html
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,10 @@ class LoadTest:
         self._loop = loop
         self._execution = execution_for(plan, self.events)
         self._tracker = ProgressTracker(plan.planned)
+        self._lock = threading.Lock()
+        """Guards the tracker: ticks arrive on the loop, progress() may come from anywhere."""
         self._progress = self._tracker.snapshot()
+        self._fresh = True
         self._subscribers: tuple[ProgressCallback, ...] = ()
         self._future: concurrent.futures.Future[LoadResult] = concurrent.futures.Future()
         self._task: asyncio.Task[LoadResult] | None = None
@@ -67,12 +71,17 @@ class LoadTest:
         return LoadResult.from_parts(parts, self.plan.parameters())
 
     def _on_ticks(self, ticks: list[tuple[int, Tick]]) -> None:
-        for source, tick in ticks:
-            self._tracker.update(source, tick)
-        self._publish(self._tracker.snapshot())
+        with self._lock:
+            for source, tick in ticks:
+                self._tracker.update(source, tick)
+            self._fresh = False
+        if self._subscribers:  # nobody watching: no snapshot to compute
+            self._publish(self.progress())
 
     def _settle(self, task: asyncio.Task[LoadResult]) -> None:
-        final = self._progress = self._tracker.snapshot(done=True)
+        with self._lock:
+            final = self._progress = self._tracker.snapshot(done=True)
+            self._fresh = True
         if task.cancelled():
             self._future.cancel()
         elif (exc := task.exception()) is not None:
@@ -82,7 +91,6 @@ class LoadTest:
         self._publish(final)
 
     def _publish(self, progress: LoadProgress) -> None:
-        self._progress = progress
         for callback in self._subscribers:
             try:
                 callback(progress)
@@ -98,8 +106,12 @@ class LoadTest:
     # -- watching -----------------------------------------------------------------------
 
     def progress(self) -> LoadProgress:
-        """The latest snapshot (at most a tenth of a second old)."""
-        return self._progress
+        """The figures as of the latest tick (at most a tenth of a second old)."""
+        with self._lock:
+            if not self._fresh:
+                self._progress = self._tracker.snapshot()
+                self._fresh = True
+            return self._progress
 
     def subscribe(self, callback: ProgressCallback) -> Callable[[], None]:
         """Call ``callback(LoadProgress)`` about ten times a second, and once when done.
@@ -151,14 +163,15 @@ class LoadTest:
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
-        return f"<LoadTest {self.plan.url} {state}: {_describe(self._progress)}>"
+        return f"<LoadTest {self.plan.url} {state}: {_describe(self.progress())}>"
 
     def _repr_html_(self) -> str:
-        if self._future.done() and self._future.exception() is None:
-            return self._future.result()._repr_html_()
+        future = self._future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            return future.result()._repr_html_()
         state = "done" if self.done else "running"
         return (f"<div><b>load test of {html.escape(self.plan.url)}</b> — {state}: "
-                f"{html.escape(_describe(self._progress))}</div>")
+                f"{html.escape(_describe(self.progress()))}</div>")
 
 
 def _describe(p: LoadProgress) -> str:

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from nbstream.loadtest.recorder import Tick
 
@@ -43,18 +44,26 @@ class LoadProgress:
 
 
 class ProgressTracker:
-    """Folds the ticks of one or more workers into :class:`LoadProgress` snapshots."""
+    """Folds the ticks of one or more workers into :class:`LoadProgress` snapshots.
+
+    Not thread-safe: update and read it from one thread (or under one lock).
+    """
 
     def __init__(self, planned: int | None) -> None:
         self.planned = planned
         self._latest: dict[int, Tick] = {}
-        self._recent: dict[int, deque[tuple[float, float]]] = {}
+        self._recent: dict[int, deque[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]]
+        self._recent = {}
 
     def update(self, source: int, tick: Tick) -> None:
         """Take the latest tick of worker ``source``."""
         self._latest[source] = tick
         recent = self._recent.setdefault(source, deque())
-        recent.extend(zip(tick.done_at, tick.latencies, strict=True))
+        if tick.done_at:
+            recent.append((np.array(tick.done_at), np.array(tick.latencies)))
+        horizon = tick.at - 2 * WINDOW  # keep what the next snapshots may still need
+        while recent and recent[0][0].max() <= horizon:
+            recent.popleft()
 
     def snapshot(self, done: bool = False) -> LoadProgress:
         """The current figures. The last-second window ends at the oldest worker's tick,
@@ -63,15 +72,16 @@ class ProgressTracker:
         if not ticks:
             return LoadProgress(0.0, 0, 0, 0, 0, 0, 0.0, None, None, done, self.planned)
         end = min(t.at for t in ticks)
-        start = end - WINDOW
-        latencies: list[float] = []
-        for recent in self._recent.values():
-            while recent and recent[0][0] <= start:
-                recent.popleft()
-            latencies.extend(lat for at, lat in recent if at <= end)
+        chunks = [chunk for recent in self._recent.values() for chunk in recent]
         p50 = p99 = None
-        if latencies:
-            p50, p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
+        count = 0
+        if chunks:
+            done_at = np.concatenate([c[0] for c in chunks])
+            latencies = np.concatenate([c[1] for c in chunks])
+            window = latencies[(done_at > end - WINDOW) & (done_at <= end)]
+            count = len(window)
+            if count:
+                p50, p99 = (float(v) for v in np.percentile(window, [50, 99]))
         return LoadProgress(
             elapsed=max(t.at for t in ticks),
             sent=sum(t.sent for t in ticks),
@@ -79,7 +89,7 @@ class ProgressTracker:
             errors=sum(t.errors for t in ticks),
             in_flight=sum(t.in_flight for t in ticks),
             connections_open=sum(t.connections_open for t in ticks),
-            throughput=len(latencies) / min(WINDOW, end) if end > 0 else 0.0,
+            throughput=count / min(WINDOW, end) if end > 0 else 0.0,
             p50=p50,
             p99=p99,
             done=done,
