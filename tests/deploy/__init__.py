@@ -1,0 +1,1 @@
+"""Tests of deploy/: the image's command runs, the manifests agree with the server."""
