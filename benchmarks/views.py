@@ -8,9 +8,14 @@ that serializes each message to JSON as a kernel would, then drops it.
   in alternating rounds without and with a FlowView on the server; messages are
   counted at the server (3 per chat). Since server, clients and view share one thread,
   the figure is messages per second of this process's CPU time, which other programs
-  on the machine disturb far less than wall-clock time. The ratio is the median of
-  with / without over rounds. A round with a do-nothing subscriber shows how much of
-  the cost is the server publishing events at all, before any view folds them.
+  on the machine disturb far less than wall-clock time. Each variant's figure is its
+  best round (other programs only ever slow a round down; on a busy machine medians
+  wander by 10%), and the ratio compares best rounds. A round with a do-nothing
+  subscriber shows how much of the cost is the server publishing events at all,
+  before any view folds them.
+* Costs, timed in isolation (the best of 15 alternating repeats, so they hardly depend
+  on the machine's load): publishing one event with no subscriber, a do-nothing one and
+  a FlowView, and one refresh of a FlowView with a full buffer of new rows.
 * Comm traffic: state updates (comm messages) a FlowView sends while 10,000 messages
   pass, and their bytes.
 """
@@ -19,14 +24,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbstream
-from nbstream.events import FlowEvent
+from nbstream.events import EventStream, FlowEvent
+from nbstream.protocol import Message
 from nbstream.views import FlowView
 from nbstream.views.commlog import record_comms
 
@@ -91,29 +100,88 @@ async def comm_traffic(messages: int = 10_000) -> tuple[int, int, float, int]:
     return traffic
 
 
-def report(rates: dict[str, list[float]], traffic: tuple[int, int, float, int]) -> str:
-    """The section for benchmarks/RESULTS.md."""
-    base = statistics.median(rates["none"])
-    median: Callable[[str], float] = lambda key: statistics.median(rates[key])  # noqa: E731
-    ratio = {key: statistics.median(b / a for a, b in zip(rates["none"], rates[key],
-                                                             strict=True))
-             for key in rates}
-    updates, size, seconds, seen = traffic
-    rows = "\n".join(
-        f"| {key} | {median(key):,.0f} | {ratio[key]:.2f}x |" for key in rates)
-    return f"""
-Medians of {len(rates["none"])} alternating rounds on {machine()}: {CONNECTIONS} connections
-chatting with the echo server on one loop, messages counted at the server.
+def costs() -> dict[str, float]:
+    """Microseconds: one event published three ways (timed in alternation), one refresh."""
+    message = Message("content", {"text": "hello"})
+    streams = {name: EventStream() for name in
+               ("publish, no subscriber", "publish, do-nothing subscriber",
+                "publish, FlowView subscribed")}
 
-| watching the server | messages per CPU second | vs none |
-|---|---|---|
+    def publisher(events: EventStream) -> Callable[[], None]:
+        def publish() -> None:
+            if events:  # what the server does: build an event only for subscribers
+                events.emit("out", "server", "a-session", direction="s2c", message=message,
+                            size=80, user=None)
+        return publish
+
+    publishers = {name: publisher(events) for name, events in streams.items()}
+    figures = dict.fromkeys(streams, float("inf"))
+    with record_comms():
+        streams["publish, do-nothing subscriber"].subscribe(_ignore)
+        view = FlowView(SimpleNamespace(events=streams["publish, FlowView subscribed"]))
+        for _ in range(15):  # alternate, keep each one's best: load hits all alike
+            for name, publish in publishers.items():
+                figures[name] = min(figures[name], timeit.timeit(publish, number=20_000) / 0.02)
+        publish = publishers["publish, FlowView subscribed"]
+        rows = view.flow_log.max_rows
+
+        def refresh() -> None:
+            for _ in range(rows):
+                publish()
+            view._flush()
+
+        best = min(timeit.repeat(refresh, number=1, repeat=20)) * 1e6
+        figures["FlowView refresh, 200 new rows"] = best - rows * figures[
+            "publish, FlowView subscribed"]
+        view.close()
+    return figures
+
+
+def report(rates: dict[str, list[float]], unit: dict[str, float],
+           traffic: tuple[int, int, float, int]) -> str:
+    """The section for benchmarks/RESULTS.md."""
+    best = {key: max(values) for key, values in rates.items()}
+    median = {key: statistics.median(values) for key, values in rates.items()}
+    rows = "\n".join(
+        f"| {key} | {best[key]:,.0f} | {best[key] / best['none']:.2f}x | {median[key]:,.0f} |"
+        for key in rates)
+    updates, size, seconds, seen = traffic
+    per_message = 1e6 / best["none"]  # microseconds of CPU per message without a view
+    publish = unit["publish, do-nothing subscriber"] - unit["publish, no subscriber"]
+    fold = unit["publish, FlowView subscribed"] - unit["publish, do-nothing subscriber"]
+    refresh = unit["FlowView refresh, 200 new rows"] * 10 / best["none"]  # per message
+    costs_rows = "\n".join(f"| {key} | {value:,.2f} µs |" for key, value in unit.items())
+    return f"""
+Best of {len(rates["none"])} alternating rounds on {machine()} (load average
+{os.getloadavg()[0]:.1f} at the end: other programs were running): {CONNECTIONS}
+connections chatting with the echo server on one loop, messages counted at the server.
+
+| watching the server | messages per CPU second | vs none | median |
+|---|---|---|---|
 {rows}
 
+Where the difference goes, from costs timed in isolation:
+
+| cost | time |
+|---|---|
+{costs_rows}
+
+Without a view a message costs {per_message:.0f} µs of CPU here. A FlowView adds
+{publish:.1f} µs for the server to build each event (the core's `FlowEvent`, paid by any
+subscriber), {fold:.1f} µs for the view to fold it, and its refreshes (at most ten a
+second, each rendering up to 200 new rows) {refresh:.1f} µs per message at that rate:
+an expected {per_message / (per_message + publish + fold + refresh):.2f}x, of which the
+view's own part is {per_message / (per_message + fold + refresh):.2f}x.
+
 Comm traffic of one FlowView while {seen:,} messages passed in {seconds:.2f} s:
-**{updates} state updates** ({updates / seconds:.1f}/s, {size / 1024:,.0f} KiB of JSON,
-{size / max(updates, 1) / 1024:.1f} KiB each): at most about ten a second, whatever the
-message rate. Baseline without a view: {base:,.0f} messages per CPU second.
+**{updates} state updates** ({size / 1024:,.0f} KiB of JSON, {size / max(updates, 1) / 1024:.1f}
+KiB each): at most about ten a second, whatever the message rate.
 """
+
+
+async def _on_a_loop(function: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Views need a running loop to schedule refreshes on."""
+    return function()
 
 
 def main() -> int:
@@ -123,7 +191,7 @@ def main() -> int:
     args = parser.parse_args()
     rates = asyncio.run(throughput(args.rounds))
     traffic = asyncio.run(comm_traffic())
-    text = report(rates, traffic)
+    text = report(rates, asyncio.run(_on_a_loop(costs)), traffic)
     print(text)
     if args.write:
         write_section("Views (benchmarks/views.py)", text)

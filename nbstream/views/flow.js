@@ -1,5 +1,5 @@
 // The browser side of nbstream.FlowView. It only draws what the model holds
-// (rows, counts, rates, detail) and writes the user's choices (filters, pause,
+// (rows_json, counts, rates, detail) and writes the user's choices (filters, pause,
 // follow, selected row) back to the model; Python does all filtering.
 
 const COLOURS = {
@@ -144,7 +144,7 @@ function render({ model, el }) {
   }
 
   function drawRows() {
-    const rows = model.get("rows");
+    const rows = JSON.parse(model.get("rows_json"));
     const selected = model.get("selected");
     $("tbody").innerHTML = rows
       .map(([seq, clock, dir, session, type, bytes, preview, user]) =>
@@ -191,7 +191,7 @@ function render({ model, el }) {
     "change:type_filter", "change:session_filter", "change:paused", "change:follow",
     "change:title"];
   heads.forEach((name) => model.on(name, onHead));
-  model.on("change:rows", onRows);
+  model.on("change:rows_json", onRows);
   model.on("change:selected", onRows);
   model.on("change:detail", onDetail);
   drawHead();
@@ -199,7 +199,7 @@ function render({ model, el }) {
   drawDetail();
   return () => {
     heads.forEach((name) => model.off(name, onHead));
-    model.off("change:rows", onRows);
+    model.off("change:rows_json", onRows);
     model.off("change:selected", onRows);
     model.off("change:detail", onDetail);
   };

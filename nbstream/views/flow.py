@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anywidget
+import msgspec
 import traitlets as t
 
 from nbstream import runtime
@@ -57,8 +58,9 @@ class FlowView(anywidget.AnyWidget):
     _css = _HERE / "flow.css"
 
     title = t.Unicode("").tag(sync=True)
-    rows: t.List[list[Any]] = t.List().tag(sync=True)
-    """The shown rows as lists (see :meth:`FlowRow.cells`), at most ``max_rows``."""
+    rows_json = t.Unicode("[]").tag(sync=True)
+    """The shown rows as one JSON array of :meth:`FlowRow.cells` lists. One string, so
+    that ipywidgets need not walk hundreds of nested lists at every refresh."""
     total = t.Int(0).tag(sync=True)
     counts = t.Dict().tag(sync=True)
     rates = t.List([0.0, 0.0]).tag(sync=True)
@@ -93,6 +95,11 @@ class FlowView(anywidget.AnyWidget):
         self.observe(self._on_select, names=["selected"])
 
     @property
+    def rows(self) -> list[list[Any]]:
+        """The rows the browser shows (see :meth:`FlowRow.cells`), at most ``max_rows``."""
+        return [row.cells() for row in self._shown]
+
+    @property
     def pushes(self) -> int:
         """How many times the view refreshed the browser."""
         return self._throttle.flushes
@@ -110,7 +117,7 @@ class FlowView(anywidget.AnyWidget):
             self.rates = [round(c2s, 1), round(s2c, 1)]
             if not self.paused:
                 self._shown = log.rows(self.type_filter, self.session_filter, self.text_filter)
-                self.rows = [row.cells() for row in self._shown]
+                self.rows_json = msgspec.json.encode(self.rows).decode()
                 self.sessions = log.sessions()
         return RATE_REFRESH if c2s or s2c else None
 
