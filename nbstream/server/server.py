@@ -192,7 +192,8 @@ class Server:
 
     async def _start(self) -> None:
         opts = self.options
-        await self.backplane.start(self._deliver_from_elsewhere)
+        await self.backplane.start(self._deliver_from_elsewhere,
+                                   history_max_messages=opts.history_max_messages)
         origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
         self._ws_server = await ws_serve(
             self._handle,
@@ -329,7 +330,7 @@ class Server:
         live = self._sessions.get(session_id)
         last_id = _first(query, "last_id")
         if refusal is None and live is None and last_id is not None and self.backplane.shared:
-            live = await self._adopt(session_id)
+            live = await self._adopt(session_id, Position.parse(last_id))
         if refusal is None and live is not None and live.session.user != user:
             self._admission.release(user)
             refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
@@ -372,15 +373,23 @@ class Server:
         self._sessions[session_id] = live
         return live
 
-    async def _adopt(self, session_id: str) -> LiveSession | None:
-        """Take over a session another server process held (its client came here)."""
+    async def _adopt(self, session_id: str, seen: Position | None) -> LiveSession | None:
+        """Take over a session another server process held (its client came here).
+
+        The shared history is written just after each send, so a client may have seen
+        a few messages that the history lacks: it missed nothing then, and the session
+        goes on after the client's position ``seen``.
+        """
         record = await self.backplane.load(session_id)
         if record is None or session_id in self._sessions:
             return self._sessions.get(session_id)
         live = self._new_session(session_id, record.user, record.epoch)
-        live.session.history.restore(record.frames, record.next_offset)
+        frames, next_offset = record.frames, record.next_offset
+        if seen is not None and seen.epoch == record.epoch and seen.offset >= next_offset:
+            frames, next_offset = [], seen.offset + 1
+        live.session.history.restore(frames, next_offset)
         logger.info("session %s resumed here from another process (%d messages kept)",
-                    session_id, len(record.frames), extra=live.session.log_fields)
+                    session_id, len(frames), extra=live.session.log_fields)
         return live
 
     def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
@@ -434,17 +443,19 @@ class Server:
         code = _close_code(ws)
         resumable = code in _RESUMABLE_CLOSES and conn.close_code != CloseCode.INTERNAL_ERROR
         if live.connection is None and (self._stopping or not resumable):
-            await self._end_session(live)
+            await self._end_session(live, forget=not (self._stopping and self.backplane.shared))
         if self.events:
             self.events.emit("close", "server", live.session.id, user=user,
                              detail={"code": code, "reason": ws.close_reason or conn.close_reason})
         logger.debug("session %s closed (%s)", live.session.id, code,
                      extra=live.session.log_fields)
 
-    async def _end_session(self, live: LiveSession) -> None:
+    async def _end_session(self, live: LiveSession, *, forget: bool = True) -> None:
+        """Drop the session here; ``forget`` also drops its shared history."""
         if self._sessions.get(live.session.id) is live:
             del self._sessions[live.session.id]
-            self.backplane.forget(live.session.id)
+            if forget:
+                self.backplane.forget(live.session.id)
         await live.stop()
 
     def _user_bucket(self, user: str | None) -> TokenBucket | None:
@@ -625,7 +636,8 @@ class Server:
         except TimeoutError:
             logger.warning("some connections did not close in time")
         for live in list(self._sessions.values()):
-            await self._end_session(live)
+            # With a shared backplane the history stays, so clients resume on another process.
+            await self._end_session(live, forget=not self.backplane.shared)
         await self.backplane.close()
         if self._ticker is not None:
             self._ticker.cancel()
