@@ -117,3 +117,16 @@ async def test_close_unsubscribes_and_stops_pushing(start_server: ServerFactory,
     await asyncio.sleep(0.2)
     assert view.pushes == pushes
     await client.aclose()
+
+
+async def test_a_server_on_another_thread_is_watched_from_this_loop(comms: CommLog) -> None:
+    server = await nbstream.aserve("echo", thread=True)  # events come from nbstream's thread
+    view = FlowView(server)
+    client = await nbstream.aconnect(server)
+    for _ in range(50):
+        await client.achat("x")
+    await eventually(lambda: view.counts.get("end") == 50)
+    assert view.pushes == comms.updates(view) >= 1
+    await client.aclose()
+    await server.astop(timeout=1.0)
+    view.close()
