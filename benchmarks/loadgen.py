@@ -16,8 +16,9 @@ Scenarios, 100 connections request/response:
 * envelope: nbstream's ``echo`` server (chat -> content + end); a plain loop that
   sends JSON chats and reads until ``end`` against ``nbstream.load_test()``.
 * processes: ``load_test(message_type=None)`` with 1 and 2 worker processes against
-  the cheapest echo server available (websockets' Sans-I/O protocol on a bare asyncio
-  Protocol), so that the load generator is as close to being the limit as it can be.
+  the cheapest echo server at hand (C, libwebsockets, compiled on the fly when ``cc``
+  and libwebsockets-dev are installed; else the websockets one), so that the load
+  generator is as close to being the limit as it can be.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ import multiprocessing
 import os
 import re
 import resource
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,9 +44,6 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
-from websockets.server import ServerProtocol
 
 import nbstream
 
@@ -68,47 +69,68 @@ async def _echo(ws: ServerConnection) -> None:
         await ws.send(frame)
 
 
-class _LeanEcho(asyncio.Protocol):
-    """An echo server with no tasks or queues: websockets' Sans-I/O protocol only."""
+LWS_ECHO_C = r"""
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#define MAX_FRAME 65536
+struct session { size_t len; unsigned char buf[LWS_PRE + MAX_FRAME]; };
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.protocol = ServerProtocol(max_size=None)
+static int echo(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                size_t len) {
+    struct session *s = user;
+    if (reason != LWS_CALLBACK_RECEIVE) return 0;
+    if (s->len + len > MAX_FRAME) return -1;
+    memcpy(s->buf + LWS_PRE + s->len, in, len);
+    s->len += len;
+    if (!lws_is_final_fragment(wsi)) return 0;
+    int n = lws_write(wsi, s->buf + LWS_PRE, s->len,
+                      lws_frame_is_binary(wsi) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    s->len = 0;
+    return n < 0 ? -1 : 0;
+}
 
-    def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        protocol.receive_data(data)
-        for event in protocol.events_received():
-            if isinstance(event, Frame):
-                if event.opcode is Opcode.TEXT:
-                    protocol.send_text(event.data)
-                elif event.opcode is Opcode.BINARY:
-                    protocol.send_binary(event.data)
-            elif isinstance(event, Request):
-                protocol.send_response(protocol.accept(event))
-        self._flush()
+static struct lws_protocols protocols[] = {
+    {"echo", echo, sizeof(struct session), MAX_FRAME, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
 
-    def eof_received(self) -> None:
-        self.protocol.receive_eof()
-        self._flush()
+int main(int argc, char **argv) {
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = atoi(argv[1]);
+    info.iface = "127.0.0.1";
+    info.protocols = protocols;
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context *context = lws_create_context(&info);
+    if (!context) return 1;
+    while (lws_service(context, 0) >= 0) {}
+    return 0;
+}
+"""
+"""An echo server in C on libwebsockets: the cheapest server at hand, so that the load
+generator rather than the server is the limit (``apt-get install libwebsockets-dev``)."""
 
-    def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
-            if data:
-                self.transport.write(data)
-            else:
-                self.transport.close()
+
+def build_c_echo() -> Path | None:
+    """Compile :data:`LWS_ECHO_C` into a temporary directory; None without cc/libwebsockets."""
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libwebsockets"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        binary = Path(tempfile.mkdtemp(prefix="nbstream-bench-")) / "lws_echo"
+        source = binary.with_suffix(".c")
+        source.write_text(LWS_ECHO_C)
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(source), *flags],
+                       capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return binary
 
 
 async def _serve(kind: str, ports: Any) -> None:
     if kind == "raw":
         server = await serve(_echo, "127.0.0.1", 0, compression=None, max_queue=None)
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
-    elif kind == "lean":
-        lean = await asyncio.get_running_loop().create_server(
-            _LeanEcho, "127.0.0.1", 0, backlog=1024)
-        url = f"ws://127.0.0.1:{lean.sockets[0].getsockname()[1]}/"
     else:
         url = (await nbstream.aserve("echo", max_connections=None)).url
     ports.put(url)
@@ -121,27 +143,53 @@ def _server_main(kind: str, ports: Any) -> None:
 
 @dataclass
 class ServerProcess:
-    """A server in a spawned process: its URL and CPU time so far."""
+    """A server in its own process: its URL and CPU time so far."""
 
     process: Any
     url: str
+    pid: int
 
     @classmethod
     def start(cls, kind: str) -> ServerProcess:
+        """``raw`` (websockets), ``nbstream`` (its echo handler), in a spawned process."""
         context = multiprocessing.get_context("spawn")
         ports = context.Queue()
         process = context.Process(target=_server_main, args=(kind, ports), daemon=True)
         process.start()
-        return cls(process, ports.get(timeout=60))
+        assert process.pid is not None
+        return cls(process, ports.get(timeout=60), process.pid)
+
+    @classmethod
+    def start_binary(cls, binary: Path) -> ServerProcess:
+        """A compiled server taking its port as its only argument."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen([str(binary), str(port)])
+        url = f"ws://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    process.kill()
+                    raise
+                time.sleep(0.05)
+        return cls(process, url, process.pid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the server process (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.join(5)
+        if isinstance(self.process, subprocess.Popen):
+            self.process.wait(5)
+        else:
+            self.process.join(5)
 
 
 # -- load generators -------------------------------------------------------------------------
@@ -239,16 +287,20 @@ CASES = [
     Case("envelope", "plain websockets loop", "nbstream", _sync(plain_envelope)),
     Case("envelope", "nbstream.load_test", "nbstream", lambda url, s: nbstream_load(url, s),
          "plain websockets loop"),
-    Case("processes", "load_test processes=1", "lean",
+    Case("processes", "load_test processes=1", "fast",
          lambda url, s: nbstream_load(url, s, message_type=None)),
-    Case("processes", "load_test processes=2", "lean",
+    Case("processes", "load_test processes=2", "fast",
          lambda url, s: nbstream_load(url, s, message_type=None, processes=2),
          "load_test processes=1"),
 ]
 
 
-def measure(seconds: float, repeats: int) -> list[Case]:
-    servers = {kind: ServerProcess.start(kind) for kind in ("raw", "nbstream", "lean")}
+def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
+    """Run every case ``repeats`` times, interleaved; returns them and the fast server used."""
+    servers = {kind: ServerProcess.start(kind) for kind in ("raw", "nbstream")}
+    binary = build_c_echo()
+    servers["fast"] = ServerProcess.start_binary(binary) if binary else servers["raw"]
+    fast = "libwebsockets (C) echo" if binary else "websockets echo (no cc/libwebsockets)"
     try:
         nbstream_load(servers["raw"].url, 0.2, message_type=None)  # imports pandas etc. once
         for round_ in range(repeats):
@@ -263,9 +315,9 @@ def measure(seconds: float, repeats: int) -> list[Case]:
                       f"{rate:9,.0f} msg/s, load generator {case.client_cpu[-1] * 1e6:4.0f} "
                       f"µs CPU/msg, server busy {case.server_busy[-1]:4.0%}", flush=True)
     finally:
-        for server in servers.values():
+        for server in {id(s): s for s in servers.values()}.values():
             server.stop()
-    return CASES
+    return CASES, fast
 
 
 def table(cases: list[Case]) -> str:
@@ -303,7 +355,8 @@ def main() -> int:
     where = f"{machine()}, {cpu_model()}"
     print(f"{where}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
           f"{args.repeats} rounds", flush=True)
-    result = table(measure(args.seconds, args.repeats))
+    cases, fast = measure(args.seconds, args.repeats)
+    result = table(cases) + f"\n\nServer of the processes rows: {fast}."
     print(result)
     if args.write:
         write_section(SECTION, (
