@@ -32,9 +32,10 @@ HISTOGRAM_LOWEST_US = 1
 HISTOGRAM_HIGHEST_US = 86_400_000_000
 """Values are microseconds from 1 µs to one day; longer ones are clamped to a day."""
 HISTOGRAM_DIGITS = 3
-HISTOGRAMS = ("latency", "latency_corrected", "ttft", "connect")
-"""Histogram names; each holds the column of the same name (``connect``:
-``connect_latency``) over successful messages (connections)."""
+HISTOGRAMS = ("latency", "latency_corrected", "ttft", "ttft_corrected", "connect")
+"""Histogram names; each holds the column of the same name over successful messages,
+except ``ttft_corrected`` (``first_reply_at - intended_at``) and ``connect``
+(``connect_latency`` of the connections that opened)."""
 
 
 class LocalError(enum.StrEnum):
@@ -277,10 +278,9 @@ class Recorder:
         messages = self._message_columns()
         connections = self._connection_columns()
         ok = np.array([e is None for e in messages["error"]], dtype=bool)
-        histograms = {
-            name: histogram_of(messages[name][ok]).encode()
-            for name in ("latency", "latency_corrected", "ttft")
-        }
+        values = {name: messages[name] for name in ("latency", "latency_corrected", "ttft")}
+        values["ttft_corrected"] = messages["first_reply_at"] - messages["intended_at"]
+        histograms = {name: histogram_of(v[ok]).encode() for name, v in values.items()}
         connect = connections["connect_latency"]
         histograms["connect"] = histogram_of(connect[~np.isnan(connect)]).encode()
         return PartialResult(index, self.started_at, messages, connections, histograms)

@@ -72,7 +72,8 @@ class LoadResult:
         """One row per connection; columns: ``nbstream.loadtest.recorder.ConnectionRow``."""
         self.histograms = histograms
         """HDR histograms (microseconds) of successful ``latency``, ``latency_corrected``,
-        ``ttft`` and ``connect`` latencies; the summary's percentiles come from them."""
+        ``ttft``, ``ttft_corrected`` (from the intended time) and ``connect`` latencies;
+        the summary's percentiles come from them."""
         self.parameters = parameters
         """The test's arguments (target, model, connections, rate...)."""
         self.started_at = started_at
@@ -184,7 +185,7 @@ class LoadResult:
             ("send_lag_p50", float(lag.quantile(0.5)) if len(lag) else math.nan, "s"),
             ("send_lag_p99", float(lag.quantile(0.99)) if len(lag) else math.nan, "s"),
         ]
-        for name in ("latency", "latency_corrected", "ttft"):
+        for name in ("latency", "latency_corrected", "ttft", "ttft_corrected"):
             rows += _percentiles(name, self.histograms[name], PERCENTILES, with_max=True)
         return rows
 

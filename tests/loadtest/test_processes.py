@@ -22,6 +22,8 @@ async def test_two_processes_merge_to_the_same_totals_as_one(
         # the merged histograms are exactly the histograms of the merged rows
         for name in ("latency", "latency_corrected", "ttft"):
             assert result.histograms[name].equals(histogram_of(m[name].to_numpy()))
+        ttft_corrected = (m["first_reply_at"] - m["intended_at"]).to_numpy()
+        assert result.histograms["ttft_corrected"].equals(histogram_of(ttft_corrected))
         assert result.histograms["connect"].equals(
             histogram_of(result.connections["connect_latency"].to_numpy()))
     counts = ["requests", "sent", "completed", "errors", "connections", "connections_failed"]

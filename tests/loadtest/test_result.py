@@ -48,7 +48,7 @@ def test_summary_has_one_row_per_metric(closed: nbstream.LoadResult) -> None:
     assert list(summary.columns) == ["value", "unit"] and summary.index.name == "metric"
     value = summary["value"]
     assert value["requests"] == value["completed"] == 100
-    for name in ("latency", "latency_corrected", "ttft"):
+    for name in ("latency", "latency_corrected", "ttft", "ttft_corrected"):
         tail = [value[f"{name}_p{p}"] for p in ("50", "90", "99", "99.9")]
         assert tail == sorted(tail) and tail[-1] <= value[f"{name}_max"]
     assert value["connect_p50"] > 0 and value["throughput"] > 0
