@@ -134,7 +134,11 @@ class Client:
         self._closed: StreamClosed | None = None
         self._closing = False
         self._last_error: StreamError | None = None
-        self._position: Position | None = None
+        self._last_id: str | None = None
+        """Id of the last stream message received ("<epoch>:<offset>")."""
+        self._replayed_up_to: Position | None = None
+        """After a resume: the position the client already had; replays up to it are
+        dropped. None once the replay has caught up."""
         self._unacked: dict[str, Message] = {}
         """Chats written to a connection and not answered yet (sent again on resume)."""
         self._buffered: dict[str, Message] = {}
@@ -146,8 +150,8 @@ class Client:
         params = dict(self._params)
         if self.session_id:
             params["session_id"] = self.session_id
-        if self._position is not None:
-            params["last_id"] = self._position.to_id()
+        if self._last_id is not None:
+            params["last_id"] = self._last_id
         if not params:
             return self.url
         parts = urlsplit(self.url)
@@ -232,6 +236,7 @@ class Client:
         last = closed
         for attempt in range(self.backoff.attempts):
             await asyncio.sleep(self.backoff.delay(attempt))
+            self._replayed_up_to = Position.parse(self._last_id)
             try:
                 await self._open()
             except (StreamClosed, OSError, TimeoutError) as exc:
@@ -259,7 +264,7 @@ class Client:
             for chat in list(self._unacked.values()):
                 await self._write(chat)
         else:
-            self._position = None
+            self._last_id = None
             if abnormal or self._unacked:
                 error = StreamError(ErrorCode.RECOVERY_FAILED, data.get("reason") or None,
                                     details={"session_id": self.session_id,
@@ -319,13 +324,16 @@ class Client:
             await asyncio.wait([reader])
 
     async def _deliver(self, message: Message) -> None:
-        position = Position.parse(message.id)
-        if position is not None:
-            last = self._position
-            if last is not None and last.epoch == position.epoch and \
-                    position.offset <= last.offset:
-                return  # replayed, and we already have it
-            self._position = position
+        message_id = message.id
+        if ":" in message_id:  # a position in the session's stream
+            if self._replayed_up_to is not None:
+                position = Position.parse(message_id)
+                if position is not None:
+                    had = self._replayed_up_to
+                    if position.epoch == had.epoch and position.offset <= had.offset:
+                        return  # replayed, and we already have it
+                    self._replayed_up_to = None
+            self._last_id = message_id
         if self.events:
             self.events.emit("in", "client", self.session_id or "", direction="s2c",
                              message=message)
