@@ -139,6 +139,7 @@ class Client:
         self._replayed_up_to: Position | None = None
         """After a resume: the position the client already had; replays up to it are
         dropped. None once the replay has caught up."""
+        self._pongs: set[asyncio.Task[bool]] = set()
         self._unacked: dict[str, Message] = {}
         """Chats written to a connection and not answered yet (sent again on resume)."""
         self._buffered: dict[str, Message] = {}
@@ -189,7 +190,7 @@ class Client:
             if message.type == MessageType.WELCOME:
                 welcome = message
             else:
-                await self._deliver(message)
+                self._deliver(message, len(first))
         if welcome is None:
             try:
                 await asyncio.wait_for(ws.wait_closed(), self._open_timeout)
@@ -299,8 +300,9 @@ class Client:
         except StreamError as exc:
             logger.warning("ignoring a frame from %s: %s", self.url, exc)
             return
+        single = len(messages) == 1
         for message in messages:
-            await self._deliver(message)
+            self._deliver(message, len(frame) if single else 0)
 
     async def _read_while_idle(self) -> None:
         try:
@@ -323,7 +325,12 @@ class Client:
             reader.cancel()
             await asyncio.wait([reader])
 
-    async def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Message, size: int) -> None:
+        """Take in one message. Never awaits: a cancelled idle reader loses nothing.
+
+        ``size`` is the frame's length (0 inside a batch: then measured if anyone
+        watches the events).
+        """
         message_id = message.id
         if ":" in message_id:  # a position in the session's stream
             if self._replayed_up_to is not None:
@@ -336,11 +343,14 @@ class Client:
             self._last_id = message_id
         if self.events:
             self.events.emit("in", "client", self.session_id or "", direction="s2c",
-                             message=message)
+                             message=message, size=size or len(encode(message)))
         kind = message.type
         if kind == MessageType.PING:
             if self.auto_pong:
-                await self._write(Message(MessageType.PONG, {"ping_id": message.id}))
+                pong = asyncio.create_task(
+                    self._write(Message(MessageType.PONG, {"ping_id": message.id})))
+                self._pongs.add(pong)
+                pong.add_done_callback(self._pongs.discard)
             return
         if kind == MessageType.END or kind == MessageType.ERROR:
             reply_to = message.data.get("reply_to") if kind == MessageType.END else (

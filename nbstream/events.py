@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from nbstream.protocol import Message
 
@@ -23,8 +24,7 @@ EventKind = Literal["open", "close", "in", "out", "heartbeat"]
 Direction = Literal["c2s", "s2c"]
 
 
-@dataclass(frozen=True, slots=True)
-class FlowEvent:
+class FlowEvent(msgspec.Struct, frozen=True):
     """Something that happened on one connection, seen from ``source``.
 
     ``kind`` is ``open``, ``close``, ``in`` (received), ``out`` (sent) or

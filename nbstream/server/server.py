@@ -243,7 +243,8 @@ class Server:
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers: status, connections, sessions, users, uptime."""
         return {
-            "status": "stopping" if self._stopping else "ok",
+            "status": ("stopped" if self._stop_task is not None and self._stop_task.done()
+                       else "stopping" if self._stopping else "ok"),
             "connections": self._admission.total,
             "sessions": len(self._sessions),
             "users": self._admission.users,

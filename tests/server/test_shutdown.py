@@ -54,7 +54,7 @@ async def test_stop_refuses_new_connections_and_is_safe_twice(
     first = await server.astop()
     second = await server.astop()
     assert first is second
-    assert server.health()["status"] == "stopping"
+    assert server.health()["status"] == "stopped"
     with pytest.raises(OSError):
         await connect(server.url, open_timeout=TIMEOUT)
 
