@@ -42,8 +42,13 @@ class Backplane(ABC):
     def __init__(self) -> None:
         self._deliver: Callable[[Delivery], None] | None = None
 
-    async def start(self, deliver: Callable[[Delivery], None]) -> None:
-        """Begin; ``deliver`` pushes fan-out from other processes to local sessions."""
+    async def start(self, deliver: Callable[[Delivery], None], *,
+                    history_max_messages: int = 100) -> None:
+        """Begin; ``deliver`` pushes fan-out from other processes to local sessions.
+
+        ``history_max_messages`` is the server's per-session history bound: a shared
+        history keeps about as many messages.
+        """
         self._deliver = deliver
 
     async def close(self) -> None:  # noqa: B027 - nothing to release by default
