@@ -1,0 +1,87 @@
+"""Redis goes away and comes back: errors are clear, nothing hangs, everything recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+import nbstream
+from nbstream.backplane.redis import RedisBackplane
+from tests.conftest import TIMEOUT, ServerFactory
+from tests.scaleout.conftest import eventually
+from tests.scaleout.processes import RedisServer
+
+
+def http_health(server: nbstream.Server) -> dict[str, Any]:
+    with urllib.request.urlopen(server.health_url, timeout=1.0) as response:
+        decoded: dict[str, Any] = json.loads(response.read())
+        return decoded
+
+
+async def test_redis_restart_degrades_then_recovers(
+    redis_server: RedisServer, start_server: ServerFactory, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="nbstream.backplane.redis")
+    agent = nbstream.Agent(token_delay=0)
+    here = await start_server(agent, backplane=RedisBackplane(redis_server.url, max_queue=20))
+    there = await start_server(agent, backplane=redis_server.url)
+    ann = await nbstream.aconnect(here.url, user="ann", timeout=TIMEOUT)
+    bob = await nbstream.aconnect(there.url, user="bob", timeout=TIMEOUT)
+    await here.abroadcast("before")
+    assert (await bob.arecv()).text == "before"
+    assert (await ann.arecv()).text == "before"
+
+    await asyncio.to_thread(redis_server.stop)
+    await eventually(lambda: _down(here, there), timeout=3.0)
+    assert "is unreachable" in caplog.text and redis_server.url in caplog.text
+    assert (await asyncio.to_thread(http_health, here))["redis"] == "down"
+
+    started = time.monotonic()
+    assert await here.abroadcast("during") == 1  # this process's clients still get it
+    assert (await ann.arecv()).text == "during"
+    replies = await ann.achat("keep going while Redis is away")  # history: queued, dropped
+    assert replies[-1].type == "end"
+    assert await there.backplane.connections_elsewhere("ann") == 0  # fails open
+    assert await there.backplane.load(ann.session_id or "") is None
+    assert time.monotonic() - started < 1.0, "something waited for the missing Redis"
+    with pytest.raises(TimeoutError):
+        await bob.arecv(timeout=0.3)  # fan-out across processes is suspended
+    assert here.health()["dropped"] > 0 and here.health()["queued"] > 0
+
+    await asyncio.to_thread(redis_server.start)  # same port, empty
+    await eventually(lambda: _up(here, there), timeout=TIMEOUT)
+    assert "reachable again" in caplog.text
+
+    async def fanned_out() -> bool:
+        await here.abroadcast("after")
+        try:
+            return (await bob.arecv(timeout=0.2)).text == "after"
+        except TimeoutError:
+            return False
+
+    await eventually(fanned_out, timeout=TIMEOUT)  # the subscriber came back by itself
+
+    async def counted_again() -> bool:  # this node re-registered ann's connection
+        return await there.backplane.connections_elsewhere("ann") == 1
+
+    async def flushed() -> bool:  # what waited for Redis was written
+        return here.health()["queued"] == 0
+
+    await eventually(counted_again, timeout=TIMEOUT)
+    await eventually(flushed, timeout=TIMEOUT)
+    await ann.aclose()
+    await bob.aclose()
+
+
+async def _down(*servers: nbstream.Server) -> bool:
+    return all(server.health()["redis"] == "down" for server in servers)
+
+
+async def _up(*servers: nbstream.Server) -> bool:
+    return all(server.health()["redis"] == "ok" for server in servers)
