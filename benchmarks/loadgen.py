@@ -57,9 +57,8 @@ Each row is the median of interleaved runs (the individual runs follow it); the
 machine is shared, so single runs swing by a factor of two. "generator CPU/msg" is
 the CPU time of the load generator's processes per answered message (process start
 and result building included); "server busy" is the share of one core the server
-used meanwhile. With two cores, a second load-generator process competes with the
-server for the same cores: the `processes` ratio is bounded by what the server
-leaves free, not by the merge (which runs once, after the load)."""
+used meanwhile (near 100 %, the server was the limit). Results of worker processes
+merge once, after the load: the merge costs no throughput."""
 
 # -- servers, each in its own process ------------------------------------------------------
 
@@ -336,6 +335,22 @@ def table(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
+def ceiling(cases: list[Case]) -> str:
+    """What the machine's cores allow two load-generator processes, from the CPU costs."""
+    one, two = (c for c in cases if c.scenario == "processes")
+    rate_one, rate_two = statistics.median(one.rates), statistics.median(two.rates)
+    generator = statistics.median(one.client_cpu)
+    server = statistics.median(s / r for s, r in zip(one.server_busy, one.rates, strict=True))
+    cores = os.cpu_count() or 1
+    limit = cores / (generator + server)
+    return (f"A message costs {generator * 1e6:.0f} µs of CPU in one load-generator process "
+            f"and {server * 1e6:.0f} µs in the C server (mostly loopback TCP in the kernel): "
+            f"{cores} cores cap this machine at about {limit:,.0f} msg/s, "
+            f"{limit / rate_one:.2f}x what one process reached, whatever the number of "
+            f"processes. processes=2 reached {rate_two / limit:.0%} of that ceiling; 1.7x "
+            f"needs a server on other cores.")
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux), for the machine line."""
     try:
@@ -356,7 +371,7 @@ def main() -> int:
     print(f"{where}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
           f"{args.repeats} rounds", flush=True)
     cases, fast = measure(args.seconds, args.repeats)
-    result = table(cases) + f"\n\nServer of the processes rows: {fast}."
+    result = f"{table(cases)}\n\nServer of the processes rows: {fast}. {ceiling(cases)}"
     print(result)
     if args.write:
         write_section(SECTION, (
