@@ -139,3 +139,16 @@ async def test_counts_add_up_across_live_nodes(node: Nodes, redis_client: Any) -
     await a.close()
     assert await b.connections_elsewhere("ann") == 0
     assert not await redis_client.exists(f"nbstream:node:{a.node}")
+
+
+async def test_writes_go_on_after_redis_forgets_the_scripts(node: Nodes, redis_client: Any
+                                                            ) -> None:
+    a, _ = await node()
+    a.record("s4", "ann", "e1", 0, frame(0))
+    await written(a)
+    await redis_client.script_flush()  # as after a restart
+    a.record("s4", "ann", "e1", 1, frame(1))
+    await written(a)
+    record = await a.load("s4")
+    assert record is not None and record.frames == [(0, frame(0)), (1, frame(1))]
+    assert a.health()["dropped"] == 0

@@ -11,8 +11,9 @@ from websockets.asyncio.client import connect
 import nbstream
 from nbstream.events import FlowEvent
 from nbstream.protocol import SUBPROTOCOL, Backoff, Position
-from tests.conftest import TIMEOUT, recv_json
+from tests.conftest import TIMEOUT, ServerFactory, recv_json
 from tests.scaleout.conftest import NodeFactory, eventually
+from tests.scaleout.processes import RedisServer
 
 QUESTION = " ".join(f"word{i}" for i in range(80))
 """The agent repeats it back one token every 10 ms: a reply of about a second."""
@@ -89,3 +90,17 @@ async def test_messages_missed_before_the_crash_are_replayed_from_redis(
     offsets = [offset(m["id"]) for m in replayed]
     assert offsets == list(range(offset(last) + 1, offsets[-1] + 1))
     assert replayed[-1]["type"] == "end" and len(replayed) > 25
+
+
+async def test_graceful_stop_leaves_the_history_to_the_next_node(
+    redis_server: RedisServer, start_server: ServerFactory,
+) -> None:
+    first = await start_server("echo", backplane=redis_server.url)
+    client = await nbstream.aconnect(first.url, reconnect=PATIENT, timeout=TIMEOUT)
+    await client.achat("one")
+    await first.astop()  # a rolling update: server_shutdown, then 1001
+    await start_server("echo", backplane=redis_server.url, port=first.port)
+    replies = await client.achat("two")
+    assert [m.text for m in replies if m.type == "content"] == ["two"]
+    assert client.recovered is True
+    await client.aclose()
