@@ -44,10 +44,11 @@ from nbstream.protocol import Backoff, Message
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.client import Pipeline
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("the Redis backplane needs redis-py: pip install 'nbstream[redis]'"
@@ -482,11 +483,28 @@ class RedisBackplane(Backplane):
             batch, users = [], set()
 
     async def _write(self, batch: Sequence[_Record | _Forget], users: set[str]) -> None:
+        """Send one batch in a pipeline; if Redis forgot the scripts (a restart), again."""
+        pipe, appended = self._pipeline(batch, users)
+        try:
+            results = await pipe.execute()
+        except NoScriptError:
+            for script in (self._append, self._forget):
+                await self._redis.script_load(script.script)
+            pipe, appended = self._pipeline(batch, users)
+            results = await pipe.execute()
+        for index, session_id in appended:
+            if results[index] == 0:
+                logger.info("session %s is held by another process now; its messages "
+                            "here are no longer shared", session_id)
+
+    def _pipeline(self, batch: Sequence[_Record | _Forget], users: set[str]
+                  ) -> tuple[Pipeline, list[tuple[int, str]]]:
+        """The commands of one batch, and (index, session) of each history append."""
         pipe = self._redis.pipeline(transaction=False)
-        appended: list[tuple[int, str]] = []  # (index in the pipeline, session) per append
+        appended: list[tuple[int, str]] = []
         groups: dict[str, list[_Record]] = {}
 
-        async def append(group: list[_Record]) -> None:
+        def append(group: list[_Record]) -> None:
             last = group[-1]
             args: list[str | bytes | int] = [
                 self.node, last.epoch, msgspec.json.encode(last.user), last.offset + 1,
@@ -495,32 +513,25 @@ class RedisBackplane(Backplane):
             for op in group:
                 args += (op.offset, op.frame)
             appended.append((len(pipe), last.session_id))
-            await self._append(keys=self._session_keys(last.session_id), args=args,
-                               client=pipe)
+            pipe.evalsha(self._append.sha, 2, *self._session_keys(last.session_id), *args)
 
         for op in batch:
             pending = groups.get(op.session_id)
-            if isinstance(op, _Forget) or (op.offset == 0 and pending):
-                if pending:
-                    await append(groups.pop(op.session_id))
+            if pending and (isinstance(op, _Forget) or op.offset == 0):
+                append(groups.pop(op.session_id))
             if isinstance(op, _Forget):
-                await self._forget(keys=self._session_keys(op.session_id), args=[self.node],
-                                   client=pipe)
+                pipe.evalsha(self._forget.sha, 2, *self._session_keys(op.session_id), self.node)
             else:
                 groups.setdefault(op.session_id, []).append(op)
         for group in groups.values():
-            await append(group)
+            append(group)
         for user in users:
             held = self._counts.get(user, 0)
             if held:
                 pipe.hset(self._key("u", user), self.node, held)
             else:
                 pipe.hdel(self._key("u", user), self.node)
-        results = await pipe.execute()
-        for index, session_id in appended:
-            if results[index] == 0:
-                logger.info("session %s is held by another process now; its messages "
-                            "here are no longer shared", session_id)
+        return pipe, appended
 
     # -- liveness --------------------------------------------------------------------------
 
