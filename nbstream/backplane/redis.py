@@ -14,8 +14,8 @@ server process (every *node*, with a random id) then shares through Redis:
 
 Nothing the server does waits for Redis except :meth:`RedisBackplane.load` (a client
 resuming a session this process does not hold), :meth:`RedisBackplane.publish` and
-:meth:`RedisBackplane.connections_elsewhere`, and each of those is bounded by
-``timeout``. While Redis is unreachable the backplane degrades instead of hanging:
+:meth:`RedisBackplane.connections_elsewhere`, each for at most twice ``timeout``.
+While Redis is unreachable the backplane degrades instead of hanging:
 history writes wait in a bounded queue (then are dropped and counted), fan-out to
 other processes is dropped, per-user limits count this process only (fail open),
 resumes on another process start afresh (``recovered: false``). It recovers by
@@ -152,8 +152,8 @@ class RedisBackplane(Backplane):
     Args:
         url: ``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or ``unix://``.
         prefix: Start of every key and channel; servers sharing a prefix act as one.
-        timeout: Seconds any Redis call may take (connect, read) before it counts as
-            failed; nothing waits longer.
+        timeout: Seconds one connect or read may take before it counts as failed;
+            a call waits at most twice as long (it is retried once, on a new connection).
         node_ttl: Seconds after which a silent node (a crashed process) no longer
             counts towards per-user limits.
         session_expiry: Seconds a session's shared history outlives its last message
