@@ -336,19 +336,19 @@ def table(cases: list[Case]) -> str:
 
 
 def ceiling(cases: list[Case]) -> str:
-    """What the machine's cores allow two load-generator processes, from the CPU costs."""
+    """What the machine's cores allow several load-generator processes, from CPU costs."""
     one, two = (c for c in cases if c.scenario == "processes")
-    rate_one, rate_two = statistics.median(one.rates), statistics.median(two.rates)
     generator = statistics.median(one.client_cpu)
     server = statistics.median(s / r for s, r in zip(one.server_busy, one.rates, strict=True))
     cores = os.cpu_count() or 1
     limit = cores / (generator + server)
-    return (f"A message costs {generator * 1e6:.0f} µs of CPU in one load-generator process "
-            f"and {server * 1e6:.0f} µs in the C server (mostly loopback TCP in the kernel): "
-            f"{cores} cores cap this machine at about {limit:,.0f} msg/s, "
-            f"{limit / rate_one:.2f}x what one process reached, whatever the number of "
-            f"processes. processes=2 reached {rate_two / limit:.0%} of that ceiling; 1.7x "
-            f"needs a server on other cores.")
+    return (f"One load-generator process spends {generator * 1e6:.0f} µs of CPU per message "
+            f"(at most {1 / generator:,.0f} msg/s on a core of its own), the C server "
+            f"{server * 1e6:.0f} µs (mostly loopback TCP in the kernel). {cores} cores then "
+            f"allow about {limit:,.0f} msg/s in all, at most {limit * generator:.2f}x one "
+            f"process however many processes run; processes=2 reached "
+            f"{statistics.median(two.rates) / limit:.0%} of that. The 1.7x target needs the "
+            f"server on other cores.")
 
 
 def cpu_model() -> str:
