@@ -39,9 +39,10 @@ def test_open_model_and_raw_frames_from_the_command_line(
     assert "open model, 50 msg/s over 2 connections" in capsys.readouterr().out
 
 
-def test_bad_arguments_and_dead_targets(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_and_dead_targets(closed_port_url: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["load", "http://127.0.0.1:1/", "--no-progress"]) == 2
     assert "ws://" in capsys.readouterr().err
-    assert main(["load", "ws://127.0.0.1:1/ws", "--connections", "1", "--messages", "1",
+    assert main(["load", closed_port_url, "--connections", "1", "--messages", "1",
                  "--no-progress"]) == 1
     assert "CONNECTION_REFUSED" in capsys.readouterr().out
