@@ -405,6 +405,6 @@ class Runner:
                 conn.settle(now, LocalError.CANCELLED, answered=False)
         if not self.cancelled:
             for slot in self._slots:
-                self.recorder.not_sent(-1, slot, self._due_ns(slot) if self._timetable_ns else 0)
+                self.recorder.not_sent(-1, slot, self._due_ns(slot))
             self._slots.clear()
 
