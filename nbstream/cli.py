@@ -7,7 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,9 +31,14 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run())
+        runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     else:
-        uvloop.run(run())
+        runner = uvloop.run
+    try:
+        runner(run())
+    except (ConnectionError, OSError) as exc:  # port taken, backplane unreachable
+        print(f"nbstream serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
