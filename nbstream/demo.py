@@ -16,6 +16,9 @@ from nbstream.protocol import MessageType
 from nbstream.server import aserve
 
 ROUND_TRIPS = 2000
+_SUMMARY_ROWS = ("connections", "requests", "completed", "errors", "duration", "throughput",
+                 "connect_p50", "latency_p50", "latency_p99", "ttft_p50", "ttft_p99")
+"""The rows of ``LoadResult.summary()`` the demo prints (the rest is in the DataFrame)."""
 
 
 async def _demo(connections: int, messages: int) -> None:
@@ -62,7 +65,8 @@ async def _demo(connections: int, messages: int) -> None:
     result = await aload_test(server, connections=connections, messages=messages,
                               progress=False)
     summary = result.summary()
-    print(summary.to_string())
+    short = summary.loc[[name for name in _SUMMARY_ROWS if name in summary.index]]
+    print(short.to_string(float_format=lambda value: f"{value:,.4g}"))
     report = await server.astop()
     print(f"5. {report}")
 
