@@ -130,6 +130,9 @@ class Client:
         self._lock = asyncio.Lock()
         self._idle_reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        """When a receive last read the socket (loop time); the idle reader waits for a
+        pause of IDLE_CHECK seconds after it, so busy clients never pay for it."""
         self._reconnecting: asyncio.Task[None] | None = None
         self._closed: StreamClosed | None = None
         self._closing = False
@@ -315,7 +318,9 @@ class Client:
     def _check_idle(self) -> None:
         if self._closed is not None or self._closing:
             return
-        if self._idle_reader is None and not self._lock.locked():
+        now = self._loop.time()
+        if (self._idle_reader is None and not self._lock.locked()
+                and now - self._last_read >= IDLE_CHECK):
             self._idle_reader = asyncio.create_task(self._read_while_idle())
         self._watchdog = self._loop.call_later(IDLE_CHECK, self._check_idle)
 
@@ -446,6 +451,7 @@ class Client:
             async with self._lock:
                 while not self._pending:
                     await self._read_frame()
+            self._last_read = self._loop.time()
         return self._pending.popleft()
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
