@@ -318,11 +318,12 @@ class Client:
     def _check_idle(self) -> None:
         if self._closed is not None or self._closing:
             return
-        now = self._loop.time()
-        if (self._idle_reader is None and not self._lock.locked()
-                and now - self._last_read >= IDLE_CHECK):
+        idle_for = self._loop.time() - self._last_read
+        if self._idle_reader is None and not self._lock.locked() and idle_for >= IDLE_CHECK:
             self._idle_reader = asyncio.create_task(self._read_while_idle())
-        self._watchdog = self._loop.call_later(IDLE_CHECK, self._check_idle)
+            idle_for = 0.0
+        self._watchdog = self._loop.call_later(max(0.01, IDLE_CHECK - idle_for),
+                                               self._check_idle)
 
     async def _stop_idle_reader(self) -> None:
         reader, self._idle_reader = self._idle_reader, None
@@ -517,9 +518,7 @@ class Client:
                 return
 
     async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        if runtime.running_loop() is self._loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+        return await runtime.run_on(self._loop, coro)
 
     # -- sync API --------------------------------------------------------------------------------
 
@@ -605,10 +604,7 @@ async def aconnect(
         await client._open()
         client._watchdog = loop.call_later(IDLE_CHECK, client._check_idle)
 
-    if runtime.running_loop() is loop:
-        await opening()
-    else:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(opening(), loop))
+    await runtime.run_on(loop, opening())
     return client
 
 

@@ -61,6 +61,13 @@ def home_loop(thread: bool = False) -> asyncio.AbstractEventLoop:
     return background_loop()
 
 
+async def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on ``loop`` from async code running on any loop (or the same one)."""
+    if running_loop() is loop:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
 def run_sync(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
     """Run ``coro`` on ``loop`` and wait for its result from synchronous code.
 

@@ -650,9 +650,7 @@ class Server:
 
     async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the server's loop, from whichever loop the caller is on."""
-        if runtime.running_loop() is self._loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+        return await runtime.run_on(self._loop, coro)
 
     # -- context managers and display -------------------------------------------------------
 
@@ -738,10 +736,7 @@ async def aserve(handler: str | Handler = "agent", *, host: str = "127.0.0.1", p
     opts = ServerOptions.from_kwargs(options)
     loop = runtime.home_loop(thread)
     server = Server(resolve_handler(handler), host, port, path, opts, loop)
-    if runtime.running_loop() is loop:
-        await server._start()
-    else:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server._start(), loop))
+    await runtime.run_on(loop, server._start())
     return server
 
 

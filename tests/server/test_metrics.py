@@ -33,7 +33,7 @@ async def test_metrics_count_what_happened(start_server: ServerFactory) -> None:
     client = await nbstream.aconnect(server.url)
     for _ in range(3):
         await client.achat("what is 2+2?", timeout=TIMEOUT)
-    await asyncio.sleep(0.3)  # a few heartbeats, answered by the client
+    await asyncio.sleep(0.6)  # heartbeats, answered by the client once it is idle (0.2 s)
     async with connect(server.url) as ws:
         await ws.send("not json")
         assert (await recv_json(ws))["data"]["code"] == "INVALID_MESSAGE"
