@@ -32,8 +32,12 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
                              "echo server)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds for a handshake or an answer (default 30)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="worker processes to spread connections over (default 1)")
+    parser.add_argument("--processes", type=int,
+                        help="worker processes to spread connections over (default 1); "
+                             "with --cluster, how many of its workers (default all)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run on the workers of this Dask scheduler (tcp://HOST:8786); "
+                             "needs pip install 'nbstream[dask]'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", metavar="PATH.parquet",
                         help="also write every row to this parquet file")
@@ -48,9 +52,9 @@ def _run(args: argparse.Namespace) -> int:
             args.url, connections=args.connections, messages=args.messages, rate=args.rate,
             duration=args.duration, ramp_up=args.ramp_up, payload=args.payload,
             message_type=None if args.raw else args.message_type, timeout=args.timeout,
-            processes=args.processes, progress=not args.no_progress,
+            processes=args.processes, cluster=args.cluster, progress=not args.no_progress,
         )
-    except ValueError as exc:
+    except (ValueError, ImportError) as exc:  # bad arguments; --cluster without Dask
         print(f"nbstream load: {exc}", file=sys.stderr)
         return 2
     print(result)

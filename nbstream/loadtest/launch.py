@@ -26,6 +26,7 @@ from nbstream.loadtest.result import LoadResult
 from nbstream.loadtest.workers import execution_for
 
 if TYPE_CHECKING:
+    from nbstream.loadtest.cluster import ClusterTarget
     from nbstream.server import Server
 
 logger = logging.getLogger(__name__)
@@ -41,13 +42,15 @@ class LoadTest:
     :class:`LoadResult` with :meth:`result` or ``await`` :meth:`aresult`.
     """
 
-    def __init__(self, plan: LoadPlan, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, plan: LoadPlan, loop: asyncio.AbstractEventLoop,
+                 cluster: ClusterTarget | None = None, workers: int | None = None) -> None:
         self.plan = plan
         self.events = EventStream()
-        """FlowEvents of a ``processes=1`` run: "open"/"close", "out" (c2s) and "in" (s2c),
-        source "client", session_id = the connection index. Built only while subscribed."""
+        """FlowEvents of a run on this loop (one process, no cluster): "open"/"close",
+        "out" (c2s) and "in" (s2c), source "client", session_id = the connection index.
+        Built only while subscribed."""
         self._loop = loop
-        self._execution = execution_for(plan, self.events)
+        self._execution = execution_for(plan, self.events, cluster, workers)
         self._tracker = ProgressTracker(plan.planned)
         self._lock = threading.Lock()
         """Guards the tracker: ticks arrive on the loop, progress() may come from anywhere."""
@@ -68,7 +71,8 @@ class LoadTest:
 
     async def _run(self) -> LoadResult:
         parts = await self._execution.run(self._on_ticks)
-        return LoadResult.from_parts(parts, self.plan.parameters())
+        # "processes": the parts that ran (a cluster's workers are known only now)
+        return LoadResult.from_parts(parts, {**self.plan.parameters(), "processes": len(parts)})
 
     def _on_ticks(self, ticks: list[tuple[int, Tick]]) -> None:
         with self._lock:
@@ -185,8 +189,8 @@ def start_load_test(
     target: str | Server, *, connections: int = 100, messages: int = 10,
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int = 1, progress: bool = True,
-    **connect_options: Any,
+    timeout: float = 30.0, processes: int | None = None,
+    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
 ) -> LoadTest:
     """Start a load test in the background and return its :class:`LoadTest` at once.
 
@@ -195,13 +199,14 @@ def start_load_test(
 
     Raises:
         ValueError: for arguments out of range (nothing has started then).
+        ImportError: for ``cluster`` without ``pip install 'nbstream[dask]'``.
     """
     plan = LoadPlan.create(
         target, connections=connections, messages=messages, rate=rate, duration=duration,
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, connect_options=connect_options,
+        processes=1 if processes is None else processes, connect_options=connect_options,
     )
-    test = LoadTest(plan, runtime.home_loop())
+    test = LoadTest(plan, runtime.home_loop(), cluster, processes)
     if progress:
         test.subscribe(ProgressBar(plan.planned, f"load test {plan.url}"))
     test._start()
@@ -212,8 +217,8 @@ def load_test(
     target: str | Server, *, connections: int = 100, messages: int = 10,
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int = 1, progress: bool = True,
-    **connect_options: Any,
+    timeout: float = 30.0, processes: int | None = None,
+    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
 ) -> LoadResult:
     """Load-test a WebSocket server and return the measurements as a :class:`LoadResult`.
 
@@ -241,7 +246,13 @@ def load_test(
         timeout: Seconds for a handshake and for each message's answer; an overdue
             message is a TIMEOUT row and its connection is closed.
         processes: Worker processes to spread the connections over (one process is
-            limited by the GIL); results merge exactly.
+            limited by the GIL); results merge exactly. None: 1. With ``cluster``: how
+            many of its workers to use (None: all of them).
+        cluster: Run on the workers of a Dask cluster instead of this machine: a
+            ``distributed.Client``, a ``LocalCluster`` (or any Dask cluster object) or a
+            scheduler address (``"tcp://10.0.0.5:8786"``). One part of the connections
+            per worker; rows and histograms merge as with ``processes``. Needs
+            ``pip install 'nbstream[dask]'`` and nbstream on the workers.
         progress: Show a tqdm progress bar (a widget in a notebook).
         **connect_options: Passed to ``websockets.asyncio.client.connect`` (e.g.
             ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``).
@@ -253,7 +264,7 @@ def load_test(
     test = start_load_test(
         target, connections=connections, messages=messages, rate=rate, duration=duration,
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, progress=progress, **connect_options,
+        processes=processes, cluster=cluster, progress=progress, **connect_options,
     )
     try:
         return test.result()
@@ -266,14 +277,14 @@ async def aload_test(
     target: str | Server, *, connections: int = 100, messages: int = 10,
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int = 1, progress: bool = True,
-    **connect_options: Any,
+    timeout: float = 30.0, processes: int | None = None,
+    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
 ) -> LoadResult:
     """Async twin of :func:`load_test`: ``result = await nbstream.aload_test(url)``."""
     test = start_load_test(
         target, connections=connections, messages=messages, rate=rate, duration=duration,
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, progress=progress, **connect_options,
+        processes=processes, cluster=cluster, progress=progress, **connect_options,
     )
     try:
         return await test.aresult()
