@@ -19,6 +19,10 @@ Scenarios, 100 connections request/response:
   the cheapest echo server at hand (C, libwebsockets, compiled on the fly when ``cc``
   and libwebsockets-dev are installed; else the websockets one), so that the load
   generator is as close to being the limit as it can be.
+* dask: the same with ``cluster=`` a Dask ``LocalCluster`` of 1 and of 2 worker
+  processes (one thread each), started for each run, with Dask's default worker
+  environment and without its ``MALLOC_TRIM_THRESHOLD_`` (when dask.distributed is
+  installed: ``pip install 'nbstream[dask]'``).
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +64,16 @@ machine is shared, so single runs swing by a factor of two. "generator CPU/msg" 
 the CPU time of the load generator's processes per answered message (process start
 and result building included); "server busy" is the share of one core the server
 used meanwhile (near 100 %, the server was the limit). Results of worker processes
-merge once, after the load: the merge costs no throughput."""
+merge once, after the load: the merge costs no throughput. The dask rows start a
+LocalCluster for each run, from a process of their own: its start-up is not in
+messages/s (measured from the first send) but is in CPU/msg, as process start-up is
+in the processes rows; a cluster's start-up (scheduler, nannies, workers and their
+imports) takes seconds of CPU, a large share of those rows' CPU/msg: compare their
+messages/s. Dask's Nanny
+starts workers with MALLOC_TRIM_THRESHOLD_=65536 (glibc then returns freed memory to
+the system at once and stops adapting its mmap threshold); "no malloc trim" rows unset
+it with `dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
+None})`."""
 
 # -- servers, each in its own process ------------------------------------------------------
 
@@ -250,6 +265,32 @@ def nbstream_load(url: str, seconds: float, **options: Any) -> tuple[int, float]
     return int(summary["completed"]), float(summary["throughput"])
 
 
+def nbstream_on_dask(url: str, seconds: float, workers: int,
+                     malloc_trim: bool = True) -> tuple[int, float]:
+    """``load_test(message_type=None)`` on a new LocalCluster of ``workers`` processes.
+
+    Runs in a process of its own, so that nothing of Dask stays in this one for the
+    other rows (the Nanny writes its variables into its parent's environment, and
+    the scheduler's threads and imports would stay). ``malloc_trim=False`` starts the
+    workers without the ``MALLOC_TRIM_THRESHOLD_=65536`` that the Nanny sets by default.
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_on_dask, url, seconds, workers, malloc_trim).result()
+
+
+def _on_dask(url: str, seconds: float, workers: int, malloc_trim: bool) -> tuple[int, float]:
+    import dask
+    from distributed import Client, LocalCluster
+
+    config = {} if malloc_trim else {"distributed.nanny.pre-spawn-environ."
+                                     "MALLOC_TRIM_THRESHOLD_": None}
+    with (dask.config.set(config),
+          LocalCluster(n_workers=workers, threads_per_worker=1,  # type: ignore[no-untyped-call]
+                       dashboard_address=None) as cluster,
+          Client(cluster, set_as_default=False) as client):  # type: ignore[no-untyped-call]
+        return nbstream_load(url, seconds, message_type=None, cluster=client)
+
+
 Run = Callable[[str, float], tuple[int, float]]
 """A load generator: (url, seconds) -> (messages answered, messages/s)."""
 
@@ -292,6 +333,19 @@ CASES = [
          lambda url, s: nbstream_load(url, s, message_type=None, processes=2),
          "load_test processes=1"),
 ]
+if find_spec("distributed") is not None:
+    CASES += [
+        Case("dask", "LocalCluster, 1 worker", "fast",
+             lambda url, s: nbstream_on_dask(url, s, workers=1)),
+        Case("dask", "LocalCluster, 2 workers", "fast",
+             lambda url, s: nbstream_on_dask(url, s, workers=2), "LocalCluster, 1 worker"),
+        Case("dask", "LocalCluster, 1 worker, no malloc trim", "fast",
+             lambda url, s: nbstream_on_dask(url, s, workers=1, malloc_trim=False),
+             "LocalCluster, 1 worker"),
+        Case("dask", "LocalCluster, 2 workers, no malloc trim", "fast",
+             lambda url, s: nbstream_on_dask(url, s, workers=2, malloc_trim=False),
+             "LocalCluster, 1 worker, no malloc trim"),
+    ]
 
 
 def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
