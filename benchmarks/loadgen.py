@@ -209,8 +209,25 @@ class ServerProcess:
 # -- load generators -------------------------------------------------------------------------
 
 
-async def plain_raw(url: str, seconds: float) -> tuple[int, float]:
-    """A plain websockets loop: send a text frame, wait for the echo, repeat."""
+Exchange = Callable[[Any, int], Awaitable[None]]
+"""One request/response of a plain loop on a websockets connection: (ws, i) -> None."""
+
+
+async def raw_exchange(ws: Any, i: int) -> None:
+    """Send a text frame, wait for the echo."""
+    await ws.send(f"Test message {i}")
+    await ws.recv()
+
+
+async def envelope_exchange(ws: Any, i: int) -> None:
+    """Send a JSON chat, read until its ``end``."""
+    await ws.send(json.dumps({"type": "chat", "data": {"text": f"Test message {i}"}}))
+    while json.loads(await ws.recv())["type"] != "end":
+        pass
+
+
+async def plain_loop(url: str, seconds: float, exchange: Exchange) -> tuple[int, float]:
+    """A plain websockets loop over CONNECTIONS connections, repeating ``exchange``."""
     sockets = [await connect(url, compression=None, ping_interval=None)
                for _ in range(CONNECTIONS)]
     done = 0
@@ -221,8 +238,7 @@ async def plain_raw(url: str, seconds: float) -> tuple[int, float]:
         nonlocal done
         i = 0
         while time.perf_counter() < stop:
-            await ws.send(f"Test message {i}")
-            await ws.recv()
+            await exchange(ws, i)
             i += 1
         done += i
 
@@ -230,30 +246,16 @@ async def plain_raw(url: str, seconds: float) -> tuple[int, float]:
     elapsed = time.perf_counter() - start
     await asyncio.gather(*(ws.close() for ws in sockets))
     return done, done / elapsed
+
+
+async def plain_raw(url: str, seconds: float) -> tuple[int, float]:
+    """A plain websockets loop: send a text frame, wait for the echo, repeat."""
+    return await plain_loop(url, seconds, raw_exchange)
 
 
 async def plain_envelope(url: str, seconds: float) -> tuple[int, float]:
     """A plain loop speaking the envelope: send a JSON chat, read until its ``end``."""
-    sockets = [await connect(url, compression=None, ping_interval=None)
-               for _ in range(CONNECTIONS)]
-    done = 0
-    start = time.perf_counter()
-    stop = start + seconds
-
-    async def run(ws: Any) -> None:
-        nonlocal done
-        i = 0
-        while time.perf_counter() < stop:
-            await ws.send(json.dumps({"type": "chat", "data": {"text": f"Test message {i}"}}))
-            while json.loads(await ws.recv())["type"] != "end":
-                pass
-            i += 1
-        done += i
-
-    await asyncio.gather(*(run(ws) for ws in sockets))
-    elapsed = time.perf_counter() - start
-    await asyncio.gather(*(ws.close() for ws in sockets))
-    return done, done / elapsed
+    return await plain_loop(url, seconds, envelope_exchange)
 
 
 def nbstream_load(url: str, seconds: float, **options: Any) -> tuple[int, float]:
