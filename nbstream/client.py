@@ -129,6 +129,8 @@ class Client:
         self._pending: deque[Message] = deque()
         self._lock = asyncio.Lock()
         self._idle_reader: asyncio.Task[None] | None = None
+        self._receivers = 0
+        """Receives under way; while any is, the idle reader is not started."""
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         """When a receive last read the socket (loop time); the idle reader waits for a
@@ -319,7 +321,8 @@ class Client:
         if self._closed is not None or self._closing:
             return
         idle_for = self._loop.time() - self._last_read
-        if self._idle_reader is None and not self._lock.locked() and idle_for >= IDLE_CHECK:
+        if (self._idle_reader is None and not self._receivers and not self._lock.locked()
+                and idle_for >= IDLE_CHECK):
             self._idle_reader = asyncio.create_task(self._read_while_idle())
             idle_for = 0.0
         self._watchdog = self._loop.call_later(max(0.01, IDLE_CHECK - idle_for),
@@ -447,11 +450,15 @@ class Client:
     async def _next(self) -> Message:
         """The next message, reading the socket if none is pending; no timeout of its own."""
         if not self._pending:
-            if self._idle_reader is not None:
-                await self._stop_idle_reader()
-            async with self._lock:
-                while not self._pending:
-                    await self._read_frame()
+            self._receivers += 1
+            try:
+                if self._idle_reader is not None:
+                    await self._stop_idle_reader()
+                async with self._lock:
+                    while not self._pending:
+                        await self._read_frame()
+            finally:
+                self._receivers -= 1
             self._last_read = self._loop.time()
         return self._pending.popleft()
 

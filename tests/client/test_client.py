@@ -78,3 +78,17 @@ async def test_handshake_refusal_names_the_http_status(start_server: ServerFacto
     server = await start_server("echo")
     with pytest.raises(nbstream.StreamClosed, match="HTTP 404"):
         await nbstream.aconnect(f"ws://127.0.0.1:{server.port}/nowhere")
+
+
+async def test_chats_after_idle_pauses_never_wait_on_the_idle_reader(
+    start_server: ServerFactory,
+) -> None:
+    """Regression: a receive that stopped the idle reader could find a new one holding
+    the socket (the watchdog fired in between) and wait until its timeout."""
+    server = await start_server("echo", max_connections_per_user=None)
+    clients = [await nbstream.aconnect(server.url) for _ in range(100)]
+    for _ in range(4):
+        await asyncio.sleep(nbstream.client.IDLE_CHECK * 1.5)  # every idle reader starts
+        replies = await asyncio.gather(*(c.achat("hi", timeout=2.0) for c in clients))
+        assert [r[-1].type for r in replies] == ["end"] * len(clients)
+    await asyncio.gather(*(c.aclose() for c in clients))
