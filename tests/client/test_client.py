@@ -2,6 +2,8 @@
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -33,8 +35,13 @@ def test_sync_api_from_a_plain_script() -> None:
 async def test_receive_times_out_with_a_clear_message(start_server: ServerFactory) -> None:
     server = await start_server("echo")
     client = await nbstream.aconnect(server.url)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     with pytest.raises(TimeoutError, match=r"no message .* within 0\.1 s"):
         await client.arecv(timeout=0.1)
+    assert 0.1 <= loop.time() - started < 0.1 + nbstream.client.IDLE_CHECK
+    await asyncio.sleep(0)  # no cancellation is left over for the caller
+    assert (await client.achat("still here", timeout=TIMEOUT))[-1].type == "end"
     await client.aclose()
     await client.aclose()  # closing twice is safe
 
@@ -92,3 +99,29 @@ async def test_chats_after_idle_pauses_never_wait_on_the_idle_reader(
         replies = await asyncio.gather(*(c.achat("hi", timeout=2.0) for c in clients))
         assert [r[-1].type for r in replies] == ["end"] * len(clients)
     await asyncio.gather(*(c.aclose() for c in clients))
+
+
+async def _stall(message: nbstream.Message, session: object) -> AsyncIterator[dict[str, Any]]:
+    if message.data["text"] == "stall":
+        await asyncio.sleep(TIMEOUT)
+    yield {"type": "content", "data": {"text": "ok"}}
+
+
+async def test_chat_timeout_then_outer_cancel_and_concurrent_deadlines(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(_stall)
+    client = await nbstream.aconnect(server.url)
+    waiter = asyncio.create_task(client.arecv(timeout=30.0))  # a long deadline meanwhile
+    with pytest.raises(TimeoutError, match=r"no end for chat .* within 0\.3 s"):
+        await client.achat("stall", timeout=0.3)
+    assert not waiter.done()
+    waiter.cancel()  # someone else's cancellation stays a cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert client._deadlines == {}
+    slow = asyncio.create_task(client.achat("stall", timeout=30.0))
+    await asyncio.sleep(0.1)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
