@@ -343,8 +343,8 @@ class Client:
                 and idle_for >= IDLE_CHECK):
             self._idle_reader = asyncio.create_task(self._read_while_idle())
             idle_for = 0.0
-        self._arm(min(now + max(0.01, IDLE_CHECK - idle_for),
-                      *(when for when in self._deadlines.values() if when > now)))
+        self._arm(min([now + max(0.01, IDLE_CHECK - idle_for),
+                       *(when for when in self._deadlines.values() if when > now)]))
 
     def _arm(self, when: float) -> None:
         """Make sure the watchdog runs at ``when`` (loop time) at the latest."""

@@ -47,10 +47,12 @@ async def test_nbstream_client_answers_pings_by_itself_while_idle(
 ) -> None:
     server = await start_server("echo", heartbeat_interval=0.1, heartbeat_timeout=0.2)
     client = await nbstream.aconnect(server.url)
-    await asyncio.sleep(1.0)  # ten heartbeat intervals with nobody reading
-    replies = await client.achat("still here?", timeout=TIMEOUT)
-    assert replies[-1].type == "end"
+    for _ in range(2):  # idle before the first chat, and again after one
+        await asyncio.sleep(1.0)  # ten heartbeat intervals with nobody reading
+        replies = await client.achat("still here?", timeout=TIMEOUT)
+        assert replies[-1].type == "end"
     assert next(iter(server.connections.values())).heartbeat_rtt is not None
+    assert client.reconnects == 0  # never dropped for a missed pong
     await client.aclose()
 
 
