@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -25,6 +26,7 @@ from nbstream.protocol import (
     StreamError,
     encode,
 )
+from nbstream.server import eager
 
 if TYPE_CHECKING:
     from nbstream.server.connection import Connection
@@ -53,7 +55,9 @@ class LiveSession:
         """The chat whose reply is streaming now, if any."""
         self.draining = False
         """Set by a graceful shutdown: no new chats are taken."""
-        self._chats: asyncio.Queue[Message] = asyncio.Queue(options.max_pending_chats)
+        self._chats: asyncio.Queue[Message | _Started] = asyncio.Queue(options.max_pending_chats)
+        self._waiting = False
+        """True while the worker waits for the next chat (then a chat may start eagerly)."""
         self._worker = asyncio.create_task(self._run_chats(), name=f"chats-{session.id}")
 
     # -- the stream ------------------------------------------------------------------------
@@ -108,6 +112,9 @@ class LiveSession:
         if exhausted is not None:
             exhausted.details["reply_to"] = message.id
             return exhausted
+        if self._waiting and eager.AVAILABLE and self._chats.empty():
+            self._start_eagerly(message)
+            return None
         try:
             self._chats.put_nowait(message)
         except asyncio.QueueFull:
@@ -119,12 +126,29 @@ class LiveSession:
             )
         return None
 
+    def _start_eagerly(self, message: Message) -> None:
+        """Stream the reply as the worker, from here, until it first waits (see eager)."""
+        self.streaming = message
+        coro = self._stream_reply(message)
+        waiting_on = eager.start_as(self._worker, coro)
+        if waiting_on is None:
+            self.streaming = None
+        else:
+            self._chats.put_nowait(_Started(message, coro, waiting_on))
+
     async def _run_chats(self) -> None:
         while True:
-            message = await self._chats.get()
-            self.streaming = message
+            self._waiting = True
             try:
-                await self._stream_reply(message)
+                item = await self._chats.get()
+            finally:
+                self._waiting = False
+            try:
+                if isinstance(item, _Started):
+                    await eager.resume(item.coro, item.waiting_on)
+                else:
+                    self.streaming = item
+                    await self._stream_reply(item)
             finally:
                 self.streaming = None
                 self._chats.task_done()
@@ -164,3 +188,11 @@ class LiveSession:
                 await self._worker
             except asyncio.CancelledError:
                 pass
+
+
+class _Started(NamedTuple):
+    """A reply that started eagerly and now waits on ``waiting_on``; the worker finishes it."""
+
+    message: Message
+    coro: Coroutine[Any, Any, None]
+    waiting_on: Any
