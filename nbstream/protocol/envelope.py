@@ -115,9 +115,24 @@ class _ClientFrame(msgspec.Struct):
     content: str | None = None
 
 
+class _BatchData(msgspec.Struct):
+    messages: list[Message]
+
+
+class _Batch(msgspec.Struct):
+    """A ``batch`` envelope decoded in one pass, its messages validated on the way."""
+
+    type: str
+    data: _BatchData
+
+
+_BATCH_PREFIX = b'{"type":"batch",'
+"""How :func:`encode_batch` output starts (msgspec writes fields in order)."""
+
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(_ClientFrame)
 _message_decoder = msgspec.json.Decoder(Message)
+_batch_decoder = msgspec.json.Decoder(_Batch)
 _any_decoder = msgspec.json.Decoder()
 
 
@@ -182,6 +197,11 @@ def parse_server_frame(frame: str | bytes) -> list[Message]:
     Raises:
         StreamError: INVALID_MESSAGE if the frame is not an envelope.
     """
+    if frame[:16] == (_BATCH_PREFIX if isinstance(frame, bytes) else _BATCH_PREFIX.decode()):
+        try:  # nbstream's own batches: one typed pass instead of one convert per message
+            return _batch_decoder.decode(frame).data.messages
+        except (msgspec.DecodeError, RecursionError):
+            pass  # not quite our shape: the general path below explains what is wrong
     try:
         message = _message_decoder.decode(frame)
     except (msgspec.DecodeError, RecursionError) as exc:

@@ -69,6 +69,21 @@ def test_batch_unpacks_in_order() -> None:
     assert [m.data["text"] for m in messages] == ["0", "1", "2"]
 
 
+def test_batch_parses_the_same_in_any_key_order_and_rejects_bad_members() -> None:
+    """nbstream's own batches take a one-pass decoder; other key orders the general one."""
+    parts = [encode(Message("content", {"text": str(i)}, f"e:{i}", "t")) for i in range(3)]
+    ours = encode_batch(parts)
+    assert ours.startswith(b'{"type":"batch",')
+    reordered = json.dumps({"data": json.loads(ours)["data"], "type": "batch"})
+    assert parse_server_frame(ours) == parse_server_frame(reordered) == \
+        parse_server_frame(ours.decode())
+    for bad in (b'{"type":"batch","data":{"messages":[{"text":"no type"}]}}',
+                b'{"type":"batch","data":{"messages":"not a list"}}',
+                b'{"type":"batch","data":{"messages":[1]}}'):
+        with pytest.raises(StreamError, match="batch"):
+            parse_server_frame(bad)
+
+
 def test_server_frame_that_is_no_envelope_raises_stream_error() -> None:
     with pytest.raises(StreamError):
         parse_server_frame(b'{"nope": 1}')
