@@ -475,17 +475,29 @@ class Client:
     async def _next(self) -> Message:
         """The next message, reading the socket if none is pending; no timeout of its own."""
         if not self._pending:
-            self._receivers += 1
+            await self._take_socket()
             try:
-                if self._idle_reader is not None:
-                    await self._stop_idle_reader()
-                async with self._lock:
-                    while not self._pending:
-                        await self._read_frame()
+                while not self._pending:
+                    await self._read_frame()
             finally:
-                self._receivers -= 1
-            self._last_read = self._loop.time()
+                self._give_socket()
         return self._pending.popleft()
+
+    async def _take_socket(self) -> None:
+        """Become the one receive reading the socket (the idle reader steps aside)."""
+        self._receivers += 1
+        try:
+            if self._idle_reader is not None:
+                await self._stop_idle_reader()
+            await self._lock.acquire()
+        except BaseException:
+            self._receivers -= 1
+            raise
+
+    def _give_socket(self) -> None:
+        self._lock.release()
+        self._receivers -= 1
+        self._last_read = self._loop.time()
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
         """Send a chat and return everything streamed back, up to and including ``end``.
@@ -504,20 +516,28 @@ class Client:
         sent = Message(MessageType.CHAT, {**data, "text": text})
         await self._send_message(sent)
         replies: list[Message] = []
+        pending = self._pending
         try:
             with _Deadline(self, timeout):
-                while True:
-                    message = await self._next()
-                    replies.append(message)
-                    if message.type == MessageType.END:
-                        if message.data.get("reply_to") in (sent.id, None):
-                            return replies
-                    elif message.type == MessageType.ERROR:
-                        error = message.error
-                        assert error is not None
-                        if (error.details.get("reply_to") == sent.id or not error.recoverable
-                                or error.code == ErrorCode.RECOVERY_FAILED):
-                            raise error
+                await self._take_socket()  # once per chat rather than once per message
+                try:
+                    while True:
+                        while not pending:
+                            await self._read_frame()
+                        message = pending.popleft()
+                        replies.append(message)
+                        if message.type == MessageType.END:
+                            if message.data.get("reply_to") in (sent.id, None):
+                                return replies
+                        elif message.type == MessageType.ERROR:
+                            error = message.error
+                            assert error is not None
+                            if (error.details.get("reply_to") == sent.id
+                                    or not error.recoverable
+                                    or error.code == ErrorCode.RECOVERY_FAILED):
+                                raise error
+                finally:
+                    self._give_socket()
         except TimeoutError:
             raise TimeoutError(f"no end for chat {sent.id} within {timeout} s") from None
 
