@@ -102,6 +102,9 @@ class Client:
 
     ``chat(text)`` sends a chat and returns everything streamed back up to ``end``;
     ``send``/``recv`` give message-level control; iterate to read as messages come.
+    Receives on one client take turns: a chat reads its whole reply before another
+    task's ``recv`` gets the next message, so open one client per concurrent
+    conversation.
     """
 
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop, *, timeout: float,
