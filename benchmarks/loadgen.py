@@ -3,7 +3,8 @@
 Run on demand (not a unit test): ``python benchmarks/loadgen.py [--seconds 5]
 [--repeats 3] [--write]``. Every server runs in its own process; the load comes
 from this process (or from ``processes=2`` workers). Each figure is the median of
-``--repeats`` interleaved runs. "generator CPU/msg" is the CPU time the load generator
+``--repeats`` interleaved runs (the order reverses every other round); a ratio is the
+median of the per-round ratios. "generator CPU/msg" is the CPU time the load generator
 (all its processes) spent per message; "server busy" is the share of one core the
 server used while the load ran: near 100 % the server, not the generator, was the
 limit. The table is printed and, with ``--write``, kept in
@@ -11,8 +12,9 @@ benchmarks/RESULTS.md (section "Load generator" only).
 
 Scenarios, 100 connections request/response:
 
-* raw: a trivial websockets echo server; a plain ``send``/``recv`` loop against
-  ``nbstream.load_test(message_type=None)``.
+* raw: a plain ``send``/``recv`` loop against ``nbstream.load_test(message_type=None)``,
+  both against the cheapest echo server at hand (below), so that the figure is what
+  the load generator sustains rather than what a Python server does.
 * envelope: nbstream's ``echo`` server (chat -> content + end); a plain loop that
   sends JSON chats and reads until ``end`` against ``nbstream.load_test()``.
 * processes: ``load_test(message_type=None)`` with 1 and 2 worker processes against
@@ -59,8 +61,12 @@ from results import machine, write_section
 CONNECTIONS = 100
 SECTION = "Load generator"
 NOTES = """\
-Each row is the median of interleaved runs (the individual runs follow it); the
-machine is shared, so single runs swing by a factor of two. "generator CPU/msg" is
+Each row is the median of interleaved runs (the individual runs follow it; the order
+of the rows reverses every other round); a ratio is the median of the per-round
+ratios. Single runs swing by a factor of two on this machine. The raw rows run
+against the C server: against a websockets echo server (a core of Python of its own)
+the server is the limit and both generators compete with it for the two cores, which
+measures the server. "generator CPU/msg" is
 the CPU time of the load generator's processes per answered message (process start
 and result building included); "server busy" is the share of one core the server
 used meanwhile (near 100 %, the server was the limit). Results of worker processes
@@ -323,8 +329,8 @@ def _cpu_seconds() -> float:
 
 
 CASES = [
-    Case("raw", "plain websockets loop", "raw", _sync(plain_raw)),
-    Case("raw", "nbstream.load_test", "raw",
+    Case("raw", "plain websockets loop", "fast", _sync(plain_raw)),
+    Case("raw", "nbstream.load_test", "fast",
          lambda url, s: nbstream_load(url, s, message_type=None), "plain websockets loop"),
     Case("envelope", "plain websockets loop", "nbstream", _sync(plain_envelope)),
     Case("envelope", "nbstream.load_test", "nbstream", lambda url, s: nbstream_load(url, s),
@@ -359,7 +365,7 @@ def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
     try:
         nbstream_load(servers["raw"].url, 0.2, message_type=None)  # imports pandas etc. once
         for round_ in range(repeats):
-            for case in CASES:
+            for case in CASES if round_ % 2 == 0 else CASES[::-1]:
                 server = servers[case.server]
                 server_cpu, client_cpu = server.cpu_seconds(), _cpu_seconds()
                 count, rate = case.run(server.url, seconds)
@@ -376,14 +382,17 @@ def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
 
 
 def table(cases: list[Case]) -> str:
-    median = {(c.scenario, c.client): statistics.median(c.rates) for c in cases}
+    by_name = {(c.scenario, c.client): c for c in cases}
     lines = ["| scenario | load generator | messages/s (median) | runs | ratio "
              "| generator CPU/msg | server busy |",
              "|---|---|---:|---|---|---:|---:|"]
     for c in cases:
-        rate = median[(c.scenario, c.client)]
-        ratio = (f"**{rate / median[(c.scenario, c.baseline)]:.2f}x** {c.baseline}"
-                 if c.baseline else "")
+        rate = statistics.median(c.rates)
+        ratio = ""
+        if c.baseline:
+            base = by_name[(c.scenario, c.baseline)].rates
+            paired = statistics.median(r / b for r, b in zip(c.rates, base, strict=True))
+            ratio = f"**{paired:.2f}x** {c.baseline}"
         runs = ", ".join(f"{r / 1000:.1f}k" for r in c.rates)
         lines.append(f"| {c.scenario} | {c.client} | {rate:,.0f} | {runs} | {ratio} "
                      f"| {statistics.median(c.client_cpu) * 1e6:.0f} µs "
@@ -427,7 +436,8 @@ def main() -> int:
     print(f"{where}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
           f"{args.repeats} rounds", flush=True)
     cases, fast = measure(args.seconds, args.repeats)
-    result = f"{table(cases)}\n\nServer of the processes rows: {fast}. {ceiling(cases)}"
+    result = (f"{table(cases)}\n\nServer of the raw, processes and dask rows: {fast}. "
+              f"{ceiling(cases)}")
     print(result)
     if args.write:
         write_section(SECTION, (
