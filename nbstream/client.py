@@ -337,17 +337,17 @@ class Client:
             if when <= now and task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+        later = [when for when in self._deadlines.values() if when > now]
         if self._closed is not None or self._closing:
-            if self._deadlines:
-                self._arm(min(self._deadlines.values()))
+            if later:
+                self._arm(min(later))
             return
         idle_for = now - self._last_read
         if (self._idle_reader is None and not self._receivers and not self._lock.locked()
                 and idle_for >= IDLE_CHECK):
             self._idle_reader = asyncio.create_task(self._read_while_idle())
             idle_for = 0.0
-        self._arm(min([now + max(0.01, IDLE_CHECK - idle_for),
-                       *(when for when in self._deadlines.values() if when > now)]))
+        self._arm(min([now + max(0.01, IDLE_CHECK - idle_for), *later]))
 
     def _arm(self, when: float) -> None:
         """Make sure the watchdog runs at ``when`` (loop time) at the latest."""
