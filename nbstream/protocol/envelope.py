@@ -128,6 +128,7 @@ class _Batch(msgspec.Struct):
 
 _BATCH_PREFIX = b'{"type":"batch",'
 """How :func:`encode_batch` output starts (msgspec writes fields in order)."""
+_BATCH_PREFIX_TEXT = _BATCH_PREFIX.decode()
 
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(_ClientFrame)
@@ -197,7 +198,7 @@ def parse_server_frame(frame: str | bytes) -> list[Message]:
     Raises:
         StreamError: INVALID_MESSAGE if the frame is not an envelope.
     """
-    if frame[:16] == (_BATCH_PREFIX if isinstance(frame, bytes) else _BATCH_PREFIX.decode()):
+    if frame[:16] == (_BATCH_PREFIX if isinstance(frame, bytes) else _BATCH_PREFIX_TEXT):
         try:  # nbstream's own batches: one typed pass instead of one convert per message
             return _batch_decoder.decode(frame).data.messages
         except (msgspec.DecodeError, RecursionError):

@@ -134,7 +134,7 @@ class LiveSession:
         if waiting_on is None:
             self.streaming = None
         else:
-            self._chats.put_nowait(_Started(message, coro, waiting_on))
+            self._chats.put_nowait(_Started(coro, waiting_on))
 
     async def _run_chats(self) -> None:
         while True:
@@ -193,6 +193,5 @@ class LiveSession:
 class _Started(NamedTuple):
     """A reply that started eagerly and now waits on ``waiting_on``; the worker finishes it."""
 
-    message: Message
     coro: Coroutine[Any, Any, None]
     waiting_on: Any

@@ -186,7 +186,7 @@ class Outbox:
         if self._uncork_soon is not None:
             self._uncork_soon.cancel()
             self._uncork_soon = None
-        self._corked.clear()
+        self._corked, self._corked_bytes = [], 0
         writer, self._writer = self._writer, None
         if writer is not None and not writer.done():
             writer.cancel()
