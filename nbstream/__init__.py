@@ -24,6 +24,7 @@ from nbstream.loadtest import (
     start_load_test,
 )
 from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
+from nbstream.running import stop_all
 from nbstream.server import (
     ConnectionInfo,
     Server,
@@ -71,6 +72,7 @@ __all__ = [
     "run_in_thread",
     "serve",
     "start_load_test",
+    "stop_all",
 ]
 
 

@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from nbstream import runtime
+from nbstream import running, runtime
 from nbstream.events import EventStream
 from nbstream.logs import websockets_logger
 from nbstream.protocol import (
@@ -161,6 +161,7 @@ class Client:
         """Chats written to a connection and not answered yet (sent again on resume)."""
         self._buffered: dict[str, Message] = {}
         """Chats sent while reconnecting, never written yet."""
+        running.track(self, "client", Client._close_for_all)
 
     # -- opening and reopening -------------------------------------------------------------
 
@@ -591,6 +592,12 @@ class Client:
         """Sync twin of :meth:`aclose`."""
         if not self._loop.is_closed():
             runtime.run_sync(self.aclose(), self._loop)
+
+    def _close_for_all(self) -> str | None:
+        if self._closed is not None or self._loop.is_closed():
+            return None
+        self.close()
+        return f"client of {self.url} (session {self.session_id}): closed"
 
     def __iter__(self) -> Iterator[Message]:
         while True:

@@ -20,20 +20,31 @@ from nbstream.protocol import Message
 
 logger = logging.getLogger(__name__)
 
-EventKind = Literal["open", "close", "in", "out", "heartbeat"]
+EventKind = Literal["open", "close", "in", "out", "heartbeat", "refused", "fault"]
 Direction = Literal["c2s", "s2c"]
+Source = Literal["server", "client", "proxy"]
+
+TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
+"""WebSocket opcodes (RFC 6455 section 5.2), as :attr:`FlowEvent.opcode` carries them."""
 
 
 class FlowEvent(msgspec.Struct, frozen=True):
     """Something that happened on one connection, seen from ``source``.
 
-    ``kind`` is ``open``, ``close``, ``in`` (received), ``out`` (sent) or
-    ``heartbeat`` (a round trip measured, in ``detail["rtt"]``). ``direction`` tells
-    which way a message travelled: ``c2s`` (client to server) or ``s2c``.
+    ``kind`` is ``open``, ``close``, ``in`` (received), ``out`` (sent),
+    ``heartbeat`` (a round trip measured, in ``detail["rtt"]``), ``refused`` (a
+    connection turned away before it opened; ``detail`` says why) or ``fault`` (a
+    fault proxy changed the flow; ``detail`` says how). ``direction`` tells which way a
+    message travelled: ``c2s`` (client to server) or ``s2c``.
+
+    ``opcode`` and ``payload`` describe the WebSocket frame itself where the source
+    knows it: the opcode (:data:`TEXT`, :data:`BINARY`, :data:`CLOSE`, :data:`PING`,
+    :data:`PONG`) and the payload exactly as it went on the wire (``str`` for text,
+    ``bytes`` otherwise). Recordings keep them; views fall back to ``message``.
     """
 
     kind: EventKind
-    source: Literal["server", "client"]
+    source: Source
     session_id: str
     direction: Direction | None = None
     message: Message | None = None
@@ -42,6 +53,8 @@ class FlowEvent(msgspec.Struct, frozen=True):
     at: float = 0.0
     """Wall-clock time (``time.time()``) when the event happened."""
     detail: dict[str, Any] | None = None
+    opcode: int | None = None
+    payload: str | bytes | None = None
 
 
 Subscriber = Callable[[FlowEvent], None]
@@ -70,7 +83,7 @@ class EventStream:
             except Exception:
                 logger.exception("event subscriber %r failed; it stays subscribed", subscriber)
 
-    def emit(self, kind: EventKind, source: Literal["server", "client"], session_id: str,
+    def emit(self, kind: EventKind, source: Source, session_id: str,
              **fields: Any) -> None:
         """Build and publish an event stamped now; callers check ``if stream:`` first."""
         self.publish(FlowEvent(kind, source, session_id, at=time.time(), **fields))

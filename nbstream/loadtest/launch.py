@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbstream import runtime
+from nbstream import running, runtime
 from nbstream.events import EventStream
 from nbstream.loadtest.plan import LoadPlan, Payload
 from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
@@ -59,6 +59,7 @@ class LoadTest:
         self._subscribers: tuple[ProgressCallback, ...] = ()
         self._future: concurrent.futures.Future[LoadResult] = concurrent.futures.Future()
         self._task: asyncio.Task[LoadResult] | None = None
+        running.track(self, "load test", LoadTest._cancel_for_all)
 
     # -- running ------------------------------------------------------------------------
 
@@ -146,6 +147,12 @@ class LoadTest:
         The result of what ran so far is still returned by :meth:`result`.
         """
         self._on_loop(self._execution.cancel)
+
+    def _cancel_for_all(self) -> str | None:
+        if self.done:
+            return None
+        self.cancel()
+        return f"load test of {self.plan.url}: cancelled ({_describe(self.progress())})"
 
     # -- the result -----------------------------------------------------------------------
 

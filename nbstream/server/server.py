@@ -26,7 +26,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from nbstream import runtime
+from nbstream import running, runtime
 from nbstream.backplane import Delivery
 from nbstream.backplane import create as create_backplane
 from nbstream.events import EventStream
@@ -187,6 +187,7 @@ class Server:
         self._stopping = False
         self._stop_task: asyncio.Task[ShutdownReport] | None = None
         self.port = 0
+        running.track(self, "server", Server._stop_for_all)
 
     # -- start ----------------------------------------------------------------------
 
@@ -590,6 +591,11 @@ class Server:
         if self._stop_task is not None and self._stop_task.done():
             return self._stop_task.result()
         return runtime.run_sync(self.astop(timeout), self._loop)
+
+    def _stop_for_all(self) -> str | None:
+        if self._stop_task is not None and self._stop_task.done():
+            return None
+        return f"server {self.url}: {self.stop(timeout=1.0)}"
 
     async def _stop_once(self, timeout: float) -> ShutdownReport:
         if self._stop_task is None:
