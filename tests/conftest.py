@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,32 @@ import nbstream
 
 TIMEOUT = 5.0
 """Seconds any receive in a test may wait; every timed assertion scales from it."""
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = TIMEOUT,
+                     what: str = "") -> None:
+    """Wait until ``predicate()`` is true, checking every few milliseconds.
+
+    Raises:
+        AssertionError: naming ``what`` (or the predicate) if it stays false for
+            ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() >= deadline:
+            raise AssertionError(f"still false after {timeout} s: {what or predicate}")
+        await asyncio.sleep(0.005)
+
+
+def eventually_sync(predicate: Callable[[], object], timeout: float = TIMEOUT,
+                    what: str = "") -> None:
+    """:func:`eventually` for synchronous tests (the condition changes on another thread)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"still false after {timeout} s: {what or predicate}")
+        time.sleep(0.005)
 
 
 async def recv_json(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
