@@ -1,9 +1,16 @@
-"""Built-in handlers (``"echo"``, ``"agent"``) and :func:`run_in_thread` for CPU work.
+"""Handlers: the built-in ones (``"echo"``, ``"agent"``), what a handler of your own
+looks like, and :func:`run_in_thread` for CPU work.
 
-A handler is an async generator ``async def handler(message, session)`` that yields
-what to stream back for one incoming ``chat``: :class:`~nbstream.Message` objects,
-dicts with ``type`` and ``data``, or plain strings (sent as ``content``). The server
-sends ``end`` after the last one.
+Two kinds of handler:
+
+* a **reply handler**, an async generator ``async def handler(message, session)`` that
+  yields what to stream back for one request (a ``chat``): :class:`~nbstream.Message`
+  objects, dicts with ``type`` and ``data``, or plain strings (sent as ``content``);
+  the server sends ``end`` after the last one. Other protocols take dicts, lists,
+  strings and bytes.
+* a **conversation handler**, a coroutine function ``async def handler(conversation)``
+  that runs once per session and reads and writes whenever it likes
+  (:class:`nbstream.server.Conversation`).
 """
 
 from __future__ import annotations
@@ -14,19 +21,35 @@ import functools
 import inspect
 import operator
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from nbstream.protocol import Message, MessageType, Session, new_id
+
+if TYPE_CHECKING:
+    from nbstream.server.conversation import Conversation
 
 T = TypeVar("T")
 
 
 class Handler(Protocol):
-    """The shape of a handler: ``async def handler(message, session): yield ...``."""
+    """The shape of a reply handler: ``async def handler(message, session): yield ...``."""
 
-    def __call__(self, message: Message, session: Session) -> AsyncIterator[Any]: ...
+    def __call__(self, message: Message, session: Session) -> AsyncGenerator[Any, None]: ...
+
+
+ConversationHandler = Callable[["Conversation"], Awaitable[None]]
+"""The shape of a conversation handler: ``async def handler(conversation): ...``."""
+
+
+@dataclass(frozen=True)
+class ResolvedHandler:
+    """A handler and its kind: exactly one of the two is set."""
+
+    reply: Handler | None = None
+    conversation: ConversationHandler | None = None
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -46,7 +69,7 @@ async def run_in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) ->
     return await loop.run_in_executor(_pool, functools.partial(func, *args, **kwargs))
 
 
-async def echo(message: Message, session: Session) -> AsyncIterator[Message]:
+async def echo(message: Message, session: Session) -> AsyncGenerator[Message, None]:
     """Stream the chat's text straight back as one ``content`` message."""
     yield Message(MessageType.CONTENT, {"text": message.data["text"]})
 
@@ -121,7 +144,7 @@ class Agent:
     def __init__(self, token_delay: float = 0.01) -> None:
         self.token_delay = token_delay
 
-    async def __call__(self, message: Message, session: Session) -> AsyncIterator[Message]:
+    async def __call__(self, message: Message, session: Session) -> AsyncGenerator[Message, None]:
         text = str(message.data.get("text", ""))
         expression = find_arithmetic(text)
         if expression is None:
@@ -162,39 +185,28 @@ BUILTIN_HANDLERS: dict[str, Callable[[], Handler]] = {
 }
 
 
-def resolve_handler(handler: str | Handler) -> Handler:
-    """A handler from a built-in name or a user's async generator function.
+def resolve_handler(handler: str | Handler | ConversationHandler) -> ResolvedHandler:
+    """A handler from a built-in name, a reply handler or a conversation handler.
 
     Raises:
         ValueError: for an unknown name.
-        TypeError: when ``handler`` is not an async generator function.
+        TypeError: when ``handler`` is neither kind of handler.
     """
     if isinstance(handler, str):
         try:
-            return BUILTIN_HANDLERS[handler]()
+            return ResolvedHandler(reply=BUILTIN_HANDLERS[handler]())
         except KeyError:
             raise ValueError(
                 f"unknown handler {handler!r}; built in: {', '.join(sorted(BUILTIN_HANDLERS))}"
             ) from None
     call = type(handler).__call__ if callable(handler) else None
-    if not (inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(call)):
-        raise TypeError(
-            "a handler must be an async generator function: "
-            "async def handler(message, session): yield {'type': 'content', 'data': {...}}"
-        )
-    return handler
-
-
-def as_message(item: Any) -> Message:
-    """Turn what a handler yielded into a Message (str -> content, dict -> envelope)."""
-    if isinstance(item, Message):
-        return item
-    if isinstance(item, str):
-        return Message(MessageType.CONTENT, {"text": item})
-    if isinstance(item, dict) and isinstance(item.get("type"), str):
-        extra = {k: item[k] for k in ("id", "timestamp") if isinstance(item.get(k), str)}
-        return Message(item["type"], item.get("data"), **extra)
+    if inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(call):
+        return ResolvedHandler(reply=handler)  # type: ignore[arg-type]
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call):
+        return ResolvedHandler(conversation=handler)  # type: ignore[arg-type]
     raise TypeError(
-        f"a handler yielded {type(item).__name__}; yield a Message, a str, "
-        "or a dict with 'type' and 'data'"
+        "a handler must be an async generator function that yields replies "
+        "(async def handler(message, session): yield ...) or a coroutine function "
+        "that runs the whole session (async def handler(conversation): ...)"
     )
+

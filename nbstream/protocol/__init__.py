@@ -20,7 +20,7 @@ from nbstream.protocol.envelope import (
     parse_server_frame,
     utc_timestamp,
 )
-from nbstream.protocol.errors import CloseCode, ErrorCode, Severity, StreamError
+from nbstream.protocol.errors import CloseCode, ErrorCode, Severity, StreamClosed, StreamError
 from nbstream.protocol.heartbeat import Heartbeat, HeartbeatAction
 from nbstream.protocol.history import BoundedHistory
 from nbstream.protocol.ratelimit import TokenBucket
@@ -45,6 +45,7 @@ __all__ = [
     "ResumePlan",
     "Session",
     "Severity",
+    "StreamClosed",
     "StreamError",
     "TokenBucket",
     "encode",

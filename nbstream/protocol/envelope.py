@@ -134,7 +134,6 @@ _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(_ClientFrame)
 _message_decoder = msgspec.json.Decoder(Message)
 _batch_decoder = msgspec.json.Decoder(_Batch)
-_any_decoder = msgspec.json.Decoder()
 
 
 def encode(message: Message) -> bytes:
@@ -153,12 +152,18 @@ def _invalid(reason: str, **details: Any) -> StreamError:
     return StreamError(ErrorCode.INVALID_MESSAGE, reason, details=details)
 
 
-def parse_client_frame(frame: str | bytes) -> Message | StreamError:
+def _broken(reason: str) -> StreamError:
+    return StreamError(ErrorCode.PROTOCOL_ERROR, reason)
+
+
+def parse_client_frame(frame: str | bytes,
+                       allowed: frozenset[str] | None = CLIENT_TYPES) -> Message | StreamError:
     """Validate one frame from a client; return the message or the error to send back.
 
-    A ``chat`` is normalised so that the handler always finds its text in
-    ``message.data["text"]``, whether it came as ``data.text`` or as the seed's
-    top-level ``content``.
+    ``allowed`` is the set of types a client may send (None: any type). A ``chat`` is
+    normalised so that the handler always finds its text in ``message.data["text"]``,
+    whether it came as ``data.text`` or as the seed's top-level ``content``. An error
+    about a frame that carried an id names it as ``details["reply_to"]``.
     """
     if isinstance(frame, bytes | bytearray | memoryview):
         return _invalid("binary frames are not accepted: send JSON text frames")
@@ -168,22 +173,21 @@ def parse_client_frame(frame: str | bytes) -> Message | StreamError:
         return _invalid(f"wrong message shape: {exc}")
     except (msgspec.DecodeError, RecursionError) as exc:
         return _invalid(f"malformed JSON: {exc}")
-    if raw.type not in CLIENT_TYPES:
-        return _invalid(
-            f"unknown message type {raw.type!r}",
-            allowed=sorted(CLIENT_TYPES),
-        )
+    refers = {"reply_to": raw.id} if raw.id else {}
+    if allowed is not None and raw.type not in allowed:
+        return _invalid(f"unknown message type {raw.type!r}", allowed=sorted(allowed), **refers)
     data = raw.data
     if raw.type == MessageType.AUTH and not (
             isinstance(data, dict) and isinstance(data.get("token"), str)):
-        return _invalid("an auth message needs data.token (a string)")
+        return _invalid("an auth message needs data.token (a string)", **refers)
     if raw.type == MessageType.CHAT:
         if isinstance(data, dict) and isinstance(data.get("text"), str):
             pass
         elif raw.content is not None and (data is None or isinstance(data, dict)):
             data = {**(data or {}), "text": raw.content}
         else:
-            return _invalid('a chat needs its text in data.text (or a top-level "content")')
+            return _invalid('a chat needs its text in data.text (or a top-level "content")',
+                            **refers)
     return Message(
         raw.type,
         data,
@@ -196,7 +200,8 @@ def parse_server_frame(frame: str | bytes) -> list[Message]:
     """Decode one frame from a server into its messages, unpacking ``batch`` envelopes.
 
     Raises:
-        StreamError: INVALID_MESSAGE if the frame is not an envelope.
+        StreamError: PROTOCOL_ERROR if the frame is not an envelope (the server broke
+            the protocol; INVALID_MESSAGE is what a server says of a client's frame).
     """
     if frame[:16] == (_BATCH_PREFIX if isinstance(frame, bytes) else _BATCH_PREFIX_TEXT):
         try:  # nbstream's own batches: one typed pass instead of one convert per message
@@ -206,18 +211,14 @@ def parse_server_frame(frame: str | bytes) -> list[Message]:
     try:
         message = _message_decoder.decode(frame)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise _invalid(f"server sent an invalid envelope: {exc}") from None
+        raise _broken(f"the server sent an invalid envelope: {exc}") from None
     if message.type != MessageType.BATCH:
         return [message]
     inner = message.data.get("messages") if isinstance(message.data, dict) else None
     if not isinstance(inner, list):
-        raise _invalid("batch without a messages list")
+        raise _broken("the server sent a batch without a messages list")
     try:
         return [msgspec.convert(item, Message) for item in inner]
     except msgspec.ValidationError as exc:
-        raise _invalid(f"server sent an invalid batch: {exc}") from None
+        raise _broken(f"the server sent an invalid batch: {exc}") from None
 
-
-def decode_json(frame: str | bytes) -> Any:
-    """Decode any JSON value (used by tools that accept foreign servers)."""
-    return _any_decoder.decode(frame)

@@ -63,6 +63,9 @@ class ErrorCode(enum.StrEnum):
     """The client read too slowly and its outgoing queue overflowed; closes with 4002."""
     RECOVERY_FAILED = "RECOVERY_FAILED"
     """A reconnect could not replay everything missed; fetch your state again."""
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    """Raised by a client: the *server* sent something that breaks the protocol (a
+    malformed envelope). INVALID_MESSAGE is the server's word for a client's bad frame."""
 
 
 class _Default(NamedTuple):
@@ -99,6 +102,8 @@ _DEFAULTS: dict[ErrorCode, _Default] = {
         CloseCode.SLOW_CONSUMER),
     ErrorCode.RECOVERY_FAILED: _Default(
         "could not recover every missed message", Severity.ERROR, True, None),
+    ErrorCode.PROTOCOL_ERROR: _Default(
+        "the peer broke the protocol", Severity.ERROR, False, None),
 }
 
 
@@ -190,3 +195,24 @@ class StreamError(Exception):
         return self.to_dict() == other.to_dict()
 
     __hash__ = Exception.__hash__
+
+
+class StreamClosed(ConnectionError):
+    """The connection (or session) is closed; says with which code and reason, and the
+    last error.
+
+    ``code`` and ``reason`` are the WebSocket close code and reason; ``error`` is the
+    structured error the server sent just before closing, if any (for example
+    TOO_MANY_CONNECTIONS with close code 1013).
+    """
+
+    def __init__(self, code: int | None, reason: str, error: StreamError | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        self.error = error
+        text = f"connection closed with code {code}"
+        if reason:
+            text += f" ({reason})"
+        if error is not None:
+            text += f" after {error}"
+        super().__init__(text)

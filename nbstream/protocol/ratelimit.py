@@ -27,3 +27,31 @@ class TokenBucket:
             self._tokens -= cost
             return 0.0
         return (cost - self._tokens) / self.rate
+
+
+class UserBuckets:
+    """One :class:`TokenBucket` per user, shared by all of that user's connections.
+
+    ``rate`` None switches per-user limits off (:meth:`bucket` returns None).
+    """
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def bucket(self, user: str | None, now: float) -> TokenBucket | None:
+        """The bucket of ``user``, made on first use; None without a user or a rate."""
+        if self.rate is None or user is None:
+            return None
+        bucket = self._buckets.get(user)
+        if bucket is None:
+            bucket = self._buckets[user] = TokenBucket(self.rate, max(1.0, 2 * self.rate), now)
+        return bucket
+
+    def prune(self, connected: set[str]) -> None:
+        """Forget the buckets of users with no connection left."""
+        for user in [u for u in self._buckets if u not in connected]:
+            del self._buckets[user]
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -32,16 +32,24 @@ class Position:
     offset: int
 
     def to_id(self) -> str:
-        """The message id that carries this position."""
+        """The id that carries this position (offset -1: before the epoch's first message)."""
         return f"{self.epoch}:{self.offset}"
 
     @classmethod
     def parse(cls, message_id: str | None) -> Position | None:
-        """The position in a message id, or None if the id carries none."""
+        """The position in a message id, or None if the id carries none.
+
+        ``"<epoch>:-1"`` is the position of a client that has seen no message of the
+        epoch yet: a resume from it replays the epoch from its first message.
+        """
         if not message_id:
             return None
         epoch, sep, offset = message_id.rpartition(":")
-        if not sep or not epoch or not offset.isdigit() or len(offset) > 18:
+        if not sep or not epoch or len(offset) > 18:
+            return None
+        if offset == "-1":
+            return cls(epoch, -1)
+        if not offset.isdigit():
             return None
         return cls(epoch, int(offset))
 

@@ -1,32 +1,30 @@
-"""A session on the server: its chat worker and its stream, with or without a connection.
+"""A session on the server: its stream of outgoing messages and what answers requests,
+with or without a connection.
 
-The session outlives its connection. When a client vanishes, the worker goes on
-answering the chat it was answering; the replies are kept in the session's bounded
-history, and a client that comes back within ``session_ttl`` gets them replayed. A
+The session outlives its connection. When a client vanishes, the reply under way
+(or the conversation handler) goes on; what it sends is kept in the session's bounded
+history, and a client that comes back within ``session_ttl`` gets it replayed. A
 client that closes normally ends its session at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from nbstream import tasks
 from nbstream.backplane import Backplane
-from nbstream.events import EventStream
-from nbstream.handlers import Handler, as_message
-from nbstream.protocol import (
-    ErrorCode,
-    Message,
-    MessageType,
-    Session,
-    StreamError,
-    encode,
-)
-from nbstream.server import eager
+from nbstream.events import BINARY, TEXT, EventStream
+from nbstream.handlers import ResolvedHandler
+from nbstream.protocol import CloseCode, ErrorCode, Message, MessageType, Session, StreamError
+from nbstream.protocol.closing import CloseCause
+from nbstream.server.conversation import Conversation
+from nbstream.server.replies import ReplyQueue
+from nbstream.wire import Encoded, WireProtocol
 
 if TYPE_CHECKING:
     from nbstream.server.connection import Connection
@@ -39,159 +37,202 @@ _URGENT = frozenset({MessageType.END, MessageType.ERROR})
 
 
 class LiveSession:
-    """A session's worker and stream; :attr:`connection` is its current connection, if any."""
+    """A session's stream and handler; :attr:`connection` is its connection, if any."""
 
-    def __init__(self, session: Session, handler: Handler, options: ServerOptions,
-                 events: EventStream, backplane: Backplane) -> None:
+    def __init__(self, session: Session, handler: ResolvedHandler, protocol: WireProtocol,
+                 options: ServerOptions, events: EventStream, backplane: Backplane) -> None:
         self.session = session
-        self.backplane = backplane
         self.handler = handler
+        self.protocol = protocol
         self.options = options
         self.events = events
+        self.backplane = backplane
         self.connection: Connection | None = None
         self.detached_at: float | None = None
         """When the last connection went away (monotonic), or None while attached."""
-        self.streaming: Message | None = None
-        """The chat whose reply is streaming now, if any."""
         self.draining = False
-        """Set by a graceful shutdown: no new chats are taken."""
-        self._chats: asyncio.Queue[Message | _Started] = asyncio.Queue(options.max_pending_chats)
-        self._waiting = False
-        """True while the worker waits for the next chat (then a chat may start eagerly)."""
-        self._worker = asyncio.create_task(self._run_chats(), name=f"chats-{session.id}")
+        """Set by a graceful shutdown: no new requests are taken."""
+        self.replies: ReplyQueue | None = None
+        self.conversation: Conversation | None = None
+        self._app: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        if handler.reply is not None:
+            self.replies = ReplyQueue(self._stream_reply, options.max_pending_chats,
+                                      f"reply-{session.id}")
+        else:
+            self.conversation = Conversation(self, options.max_pending_chats)
+
+    def start(self) -> None:
+        """Start a conversation handler (reply handlers start with each request)."""
+        if self.conversation is not None and self._app is None:
+            self._app = tasks.start(self._run_conversation(),
+                                    name=f"conversation-{self.session.id}")
 
     # -- the stream ------------------------------------------------------------------------
 
-    def _record(self, message: Message) -> bytes:
-        """Give ``message`` its position id, keep it in the history, return its frame."""
-        session = self.session
-        message = msgspec.structs.replace(message, id=session.next_id())
-        encoded = encode(message)
-        offset = session.record_out(encoded)
-        self.backplane.record(session.id, session.user, session.epoch, offset, encoded)
+    def _record(self, message: Message) -> Encoded:
+        """Give ``message`` its position (resumable protocols), keep it, return its frame."""
+        session, protocol = self.session, self.protocol
+        if protocol.resumable:
+            message = msgspec.structs.replace(message, id=session.next_id())
+            encoded = protocol.encode(message)
+            offset = session.record_out(encoded.data)
+            self.backplane.record(session.id, session.user, session.epoch, offset,
+                                  encoded.data)
+        else:
+            encoded = protocol.encode(message)
+            session.count_out(len(encoded.data))
         if self.events:
+            data = encoded.data
             self.events.emit("out", "server", session.id, direction="s2c", message=message,
-                             size=len(encoded), user=session.user)
+                             size=len(data), user=session.user,
+                             opcode=TEXT if encoded.text else BINARY,
+                             payload=data.decode(errors="replace") if encoded.text else data)
         return encoded
 
     async def send(self, message: Message) -> None:
-        """Add ``message`` to the session's stream and send it if a connection is attached."""
+        """Add ``message`` to the stream and send it; waits while the client lags."""
         encoded = self._record(message)
         conn = self.connection
         if conn is not None:
-            await conn.outbox.send(encoded, urgent=message.type in _URGENT)
+            conn.outbox.put(encoded, urgent=message.type in _URGENT)
+            await conn.outbox.room()
 
     def push(self, message: Message) -> bool:
         """Like :meth:`send` but never waits (broadcasts); True if a connection got it."""
         encoded = self._record(message)
         conn = self.connection
-        if conn is None or conn.outbox.overflowed:
+        if conn is None or conn.outbox.closed:
             return False
         conn.outbox.put(encoded, urgent=True)
         return True
 
-    async def send_error(self, error: StreamError) -> None:
-        """Send an ``error`` envelope in the session's stream."""
-        await self.send(Message(MessageType.ERROR, error.to_dict()))
+    def report(self, error: StreamError) -> None:
+        """Report ``error`` in the stream, never waiting (protocols without in-band errors
+        only log it)."""
+        message = self.protocol.error_message(error)
+        if message is None:
+            logger.info("session %s: %s", self.session.id, error, extra=self.session.log_fields)
+            return
+        self.push(message)
 
-    # -- chats ---------------------------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------
 
-    def accept_chat(self, message: Message) -> StreamError | None:
-        """Queue a chat for the worker, or return the error that refuses it.
+    def accept(self, request: Message) -> StreamError | None:
+        """Take a request for the handler, or return the error that refuses it.
 
-        A chat whose id this session has seen recently is a client's resend after a
-        reconnect: it is dropped (its reply is in the history) and None is returned.
+        A request whose id this session has seen recently is a client's resend after
+        a reconnect: it is dropped (its reply is in the history) and None is returned.
         """
-        if not self.session.client_ids.add(message.id):
-            logger.debug("dropping duplicate chat %s in session %s", message.id,
-                         self.session.id, extra=self.session.log_fields)
+        session = self.session
+        if self.protocol.resumable and not session.client_ids.add(request.id):
+            logger.debug("dropping duplicate request %s in session %s", request.id,
+                         session.id, extra=session.log_fields)
             return None
-        if self.draining:
-            return StreamError(ErrorCode.SHUTTING_DOWN, details={"reply_to": message.id})
-        exhausted = self.session.start_chat()
+        exhausted = session.start_chat()
         if exhausted is not None:
-            exhausted.details["reply_to"] = message.id
+            exhausted.details["reply_to"] = request.id
             return exhausted
-        if self._waiting and eager.AVAILABLE and self._chats.empty():
-            self._start_eagerly(message)
-            return None
-        try:
-            self._chats.put_nowait(message)
-        except asyncio.QueueFull:
-            self.session.chats -= 1
-            return StreamError(
-                ErrorCode.RATE_LIMITED,
-                f"{self.options.max_pending_chats} chats are already waiting in this session",
-                details={"retry_after": 0.1, "reply_to": message.id},
-            )
-        return None
-
-    def _start_eagerly(self, message: Message) -> None:
-        """Stream the reply as the worker, from here, until it first waits (see eager)."""
-        self.streaming = message
-        coro = self._stream_reply(message)
-        waiting_on = eager.start_as(self._worker, coro)
-        if waiting_on is None:
-            self.streaming = None
+        if self.replies is not None:
+            taken = self.replies.submit(request)
         else:
-            self._chats.put_nowait(_Started(coro, waiting_on))
+            assert self.conversation is not None
+            taken = self.conversation.deliver(request)
+        if taken:
+            return None
+        session.chats -= 1
+        return StreamError(
+            ErrorCode.RATE_LIMITED,
+            f"{self.options.max_pending_chats} requests are already waiting in this session",
+            details={"retry_after": 0.1, "reply_to": request.id},
+        )
 
-    async def _run_chats(self) -> None:
-        while True:
-            self._waiting = True
-            try:
-                item = await self._chats.get()
-            finally:
-                self._waiting = False
-            try:
-                if isinstance(item, _Started):
-                    await eager.resume(item.coro, item.waiting_on)
-                else:
-                    self.streaming = item
-                    await self._stream_reply(item)
-            finally:
-                self.streaming = None
-                self._chats.task_done()
-
-    async def _stream_reply(self, message: Message) -> None:
+    async def _stream_reply(self, request: Message) -> None:
+        reply = self.handler.reply
+        assert reply is not None
+        protocol = self.protocol
         try:
-            async for item in self.handler(message, self.session):
-                reply = as_message(item)
-                await self.send(reply)
-                if reply.type == MessageType.END:
-                    return
-            await self.send(Message(MessageType.END, {"reply_to": message.id}))
+            async with contextlib.aclosing(reply(request, self.session)) as items:
+                async for item in items:
+                    message = protocol.to_message(item)
+                    await self.send(message)
+                    if message.type == MessageType.END and protocol.ends_replies:
+                        return
+            end = protocol.end_of_reply(request)
+            if end is not None:
+                await self.send(end)
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("handler failed on chat %s of session %s",
-                             message.id, self.session.id, extra=self.session.log_fields)
-            error = StreamError(ErrorCode.INTERNAL_ERROR, details={"reply_to": message.id})
-            await self.send_error(error)
-            if self.connection is not None:
-                await self.connection.close(error.close_code or 1011, "internal error")
+            logger.exception("handler failed on request %s of session %s",
+                             request.id, self.session.id, extra=self.session.log_fields)
+            self._failed(StreamError(ErrorCode.INTERNAL_ERROR, details={"reply_to": request.id}))
+
+    async def _run_conversation(self) -> None:
+        app, conversation = self.handler.conversation, self.conversation
+        assert app is not None and conversation is not None
+        try:
+            await app(conversation)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("conversation handler failed in session %s", self.session.id,
+                             extra=self.session.log_fields)
+            self._failed(StreamError(ErrorCode.INTERNAL_ERROR))
+            return
+        conn = self.connection
+        if conn is not None and not conversation.ended:
+            conn.close_soon(CloseCode.NORMAL_CLOSURE, "conversation ended", None)
+
+    def _failed(self, error: StreamError) -> None:
+        self.report(error)
+        if self.connection is not None:
+            self.connection.close_soon(error.close_code or CloseCode.INTERNAL_ERROR,
+                                       "internal error", CloseCause.HANDLER_FAILED)
+
+    # -- life ------------------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> Message | None:
+        """The request whose reply is streaming now, if any."""
+        return self.replies.current if self.replies is not None else None
 
     @property
     def idle(self) -> bool:
-        """True when no chat is streaming or waiting."""
-        return self.streaming is None and self._chats.empty()
+        """True when nothing is being answered (a conversation: its handler returned)."""
+        if self.replies is not None:
+            return self.replies.idle
+        return self._app is None or self._app.done()
 
     async def wait_idle(self) -> None:
-        """Return once every accepted chat has been answered."""
-        await self._chats.join()
+        """Return once everything accepted is answered (a conversation: it returned)."""
+        if self.replies is not None:
+            await self.replies.wait_idle()
+        elif self._app is not None:
+            await asyncio.wait([self._app])
+
+    def ending(self, code: int, reason: str) -> None:
+        """Tell a conversation handler the session is ending (its ``receive`` raises)."""
+        if self.conversation is not None:
+            self.conversation.end(code, reason)
 
     async def stop(self) -> None:
-        """Cancel the worker (a stream in flight is cut) and wait for it."""
-        if not self._worker.done():
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        """Cut what is being answered and wait until it has stopped."""
+        if self.replies is not None:
+            await self.replies.stop()
+        if self.conversation is not None:
+            self.conversation.end(CloseCode.GOING_AWAY, "session ended")
+        app = self._app
+        if app is not None and not app.done():
+            app.cancel()
+            await asyncio.wait([app])
 
+    def stop_soon(self) -> None:
+        """:meth:`stop` in the background, for callers that must not wait."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self.stop())
 
-class _Started(NamedTuple):
-    """A reply that started eagerly and now waits on ``waiting_on``; the worker finishes it."""
+    def __repr__(self) -> str:
+        state = "attached" if self.connection is not None else "detached"
+        return f"<LiveSession {self.session.id} {state}>"
 
-    coro: Coroutine[Any, Any, None]
-    waiting_on: Any

@@ -25,6 +25,10 @@ class _Live(Collector):
     def __init__(self, read: Callable[[], dict[str, float]]) -> None:
         self._read = read
 
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """Nothing to read before the first scrape (the server may still be starting)."""
+        return ()
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         values = self._read()
         yield GaugeMetricFamily("nbstream_connections", "Open WebSocket connections.",
@@ -57,6 +61,9 @@ class ServerMetrics:
                              "Application heartbeat round trips.", registry=r,
                              buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                       0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+        self.evicted = Counter("nbstream_sessions_ended", "Detached sessions ended to keep a "
+                               "bound, by bound (ttl, sessions, user, bytes).", ["bound"],
+                               registry=r)
         self.batch_size = Histogram("nbstream_batch_size", "Messages per batch frame.",
                                     registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.slow_consumers = Counter("nbstream_slow_consumers_dropped",
@@ -85,6 +92,11 @@ class ServerMetrics:
             self.closed.labels(str(code)).inc()
             if code == CloseCode.SLOW_CONSUMER:
                 self.slow_consumers.inc()
+
+    def observe_eviction(self, bound: str) -> None:
+        """Record one session ended early to keep a bound ("ttl", "sessions", "user",
+        "bytes")."""
+        self.evicted.labels(bound).inc()
 
     def observe_batch(self, size: int) -> None:
         """Record one batch frame of ``size`` messages."""

@@ -2,57 +2,54 @@
 slow-consumer detection.
 
 While the socket keeps up, frames go straight to it, coalesced: the frames produced
-in one turn of the event loop (a reply's content and its ``end``, say) are framed by
-websockets' Sans-I/O protocol and handed to the transport in one write, so one
-system call instead of one per frame (the loopback send is the largest single cost
-of a request/response round trip here). Each message is still its own WebSocket
-frame: plain clients that read one message per frame see no difference. A stream
-boundary (``urgent``: ``end``, ``error``, control messages) writes at once.
+in one turn of the event loop (a reply's content and its ``end``, say) are written in
+one system call (:func:`nbstream.wsinternals.write_now`). Each message is still its
+own WebSocket frame. A stream boundary (``urgent``: ``end``, ``error``, control
+messages) writes at once.
 
 When the transport's buffer reaches websockets' ``write_limit`` (the peer reads
 slower than we write), frames wait in a queue that one writer task drains through
 websockets' ``send``, which waits for the socket. The queue is bounded in bytes: past
 ``max_bytes`` the connection is a slow consumer and is dropped, so the server's
-memory per connection stays below ``max_bytes`` plus ``write_limit`` (32 KiB) plus
-one frame. Producers never wait for a slow peer: :meth:`Outbox.put` returns at once.
+memory per connection stays below ``max_bytes`` plus ``write_limit`` plus one frame.
+:meth:`Outbox.put` never waits; :meth:`Outbox.room` lets a session's own stream wait
+for the client to catch up, and returns at once once the outbox is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.connection import Connection as WsConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
+from nbstream import wsinternals
 from nbstream.protocol import Batcher, encode_batch
-
-logger = logging.getLogger(__name__)
+from nbstream.wire import Encoded
 
 
 class Outbox:
     """The outgoing frames of one connection. Call :meth:`put`; never blocks."""
 
-    def __init__(self, ws: ServerConnection, *, max_bytes: int, batch_max_size: int,
+    def __init__(self, ws: WsConnection, *, max_bytes: int, batch_max_size: int,
                  batch_max_wait: float, on_overflow: Callable[[int], None],
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.ws = ws
-        self._on_batch = on_batch
         self.max_bytes = max_bytes
         self._on_overflow = on_overflow
+        self._on_batch = on_batch
         self._batcher = Batcher(batch_max_size, batch_max_wait) if batch_max_size > 1 else None
         self._timer: asyncio.TimerHandle | None = None
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[Encoded] = deque()
         self._queued_bytes = 0
-        self._corked: list[bytes] = []
+        self._corked: list[Encoded] = []
         """Frames of this turn of the loop, written together by :meth:`_uncork`."""
         self._corked_bytes = 0
         self._uncork_soon: asyncio.Handle | None = None
-        self._write_limit = ws.transport.get_write_buffer_limits()[1]
+        self._write_limit = wsinternals.write_limit(ws)
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -60,33 +57,29 @@ class Outbox:
         self.busy_since: float | None = None
         """When the socket stopped taking frames (monotonic), or None while it keeps up."""
         self.overflowed = False
+        self.closed = False
+        """True once nothing more can be sent (closed, overflowed, or the writer ended)."""
 
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting for the socket (not counting websockets' own write buffer)."""
         return self._queued_bytes
 
-    async def send(self, frame: bytes, *, urgent: bool = False) -> None:
-        """Like :meth:`put`, for the session's own stream: it waits when the client lags.
-
-        When frames are queued beyond half of ``max_bytes``, it waits until the writer
-        drains them: a fast handler is slowed to the client's pace instead of
-        overflowing the queue. A client that stops reading altogether is caught by
-        :meth:`stalled` and dropped, which releases the wait.
-        """
-        self.put(frame, urgent=urgent)
-        if self._queued_bytes > self.max_bytes // 2 and not self.overflowed:
+    async def room(self) -> None:
+        """Wait while more than half of ``max_bytes`` is queued (a fast stream slows to
+        the client's pace); returns at once when the outbox is closed."""
+        while self._queued_bytes > self.max_bytes // 2 and not self.closed:
             self._room.clear()
             await self._room.wait()
 
-    def put(self, frame: bytes, *, urgent: bool = False) -> None:
-        """Queue one encoded message; ``urgent`` takes any pending batch out with it."""
-        if self.overflowed:
+    def put(self, frame: Encoded, *, urgent: bool = False) -> None:
+        """Queue one message; ``urgent`` takes any pending batch out with it."""
+        if self.closed:
             return
-        if self._batcher is None:
+        if self._batcher is None or not frame.text:
             self._enqueue(frame, urgent)
             return
-        full = self._batcher.add(frame, time.monotonic())
+        full = self._batcher.add(frame.data, time.monotonic())
         if full is not None:
             self._enqueue(self._frame_of(full))
         elif urgent:
@@ -104,28 +97,31 @@ class Outbox:
             self._enqueue(self._frame_of(self._batcher.drain()), True)
         self._uncork()
 
-    def _enqueue(self, frame: bytes, urgent: bool = False) -> None:
-        if (not self._queue and self.busy_since is None and self._corked_bytes + len(frame)
-                + self.ws.transport.get_write_buffer_size() <= self._write_limit):
+    def _enqueue(self, frame: Encoded, urgent: bool = False) -> None:
+        size = len(frame.data)
+        if (not self._queue and self.busy_since is None and self._corked_bytes + size
+                + wsinternals.write_buffer_size(self.ws) <= self._write_limit):
             self._corked.append(frame)
-            self._corked_bytes += len(frame)
+            self._corked_bytes += size
             if urgent:
                 self._uncork()
             elif self._uncork_soon is None:
                 self._uncork_soon = asyncio.get_running_loop().call_soon(self._uncork)
             return
         self._uncork()  # what was corked goes first
-        if self._queued_bytes + len(frame) > self.max_bytes and self._queue:
-            self.overflowed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._on_overflow(self.max_bytes)
+        if self._queued_bytes + size > self.max_bytes and self._queue:
+            self._overflow()
             return
         self._queue.append(frame)
-        self._queued_bytes += len(frame)
+        self._queued_bytes += size
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
         self._wake.set()
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._shut()
+        self._on_overflow(self.max_bytes)
 
     def _uncork(self) -> None:
         """Write the corked frames to the transport in one piece."""
@@ -136,13 +132,7 @@ class Outbox:
         if not frames:
             return
         self._corked, self._corked_bytes = [], 0
-        ws = self.ws
-        protocol = ws.protocol
-        if protocol.state is not State.OPEN or ws.transport.is_closing():
-            return  # the receive loop sees the close and detaches the session
-        for frame in frames:
-            protocol.send_text(frame)
-        ws.transport.write(b"".join(protocol.data_to_send()))
+        wsinternals.write_now(self.ws, frames)
 
     async def _write(self) -> None:
         queue = self._queue
@@ -152,26 +142,28 @@ class Outbox:
                 self._wake.clear()
                 while queue and self.busy_since is None:
                     frame = queue.popleft()
-                    self._queued_bytes -= len(frame)
+                    self._queued_bytes -= len(frame.data)
                     self.busy_since = time.monotonic()
-                    await self.ws.send(frame, text=True)
+                    await self.ws.send(frame.data, text=frame.text)
                     self.busy_since = None
                     if self._queued_bytes <= self.max_bytes // 2:
                         self._room.set()
         except ConnectionClosed:
-            pass
-        finally:
-            self._room.set()
+            self._shut()
 
-    def stalled(self, now: float, limit: float) -> bool:
-        """True when one frame has waited more than ``limit`` seconds for the socket."""
-        return self.busy_since is not None and now - self.busy_since > limit
+    def _shut(self) -> None:
+        """Nothing more goes out: drop what waits, release whoever waits for room."""
+        self.closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._corked, self._corked_bytes = [], 0
+        self._room.set()
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for everything queued to reach the socket."""
         self.flush()  # uncorks too
         deadline = time.monotonic() + timeout
-        while (self._queue or self.busy_since is not None) and not self.overflowed:
+        while (self._queue or self.busy_since is not None) and not self.closed:
             if time.monotonic() >= deadline or self._writer is None or self._writer.done():
                 return False
             await asyncio.sleep(0.005)
@@ -179,14 +171,13 @@ class Outbox:
 
     async def aclose(self) -> None:
         """Stop the writer task; queued frames are dropped, waiting producers released."""
-        self._room.set()
+        self._shut()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._uncork_soon is not None:
             self._uncork_soon.cancel()
             self._uncork_soon = None
-        self._corked, self._corked_bytes = [], 0
         writer, self._writer = self._writer, None
         if writer is not None and not writer.done():
             writer.cancel()
@@ -195,7 +186,7 @@ class Outbox:
             except (asyncio.CancelledError, ConnectionClosed):
                 pass
 
-    def _frame_of(self, items: list[bytes]) -> bytes:
+    def _frame_of(self, items: list[bytes]) -> Encoded:
         if self._on_batch is not None:
             self._on_batch(len(items))
-        return items[0] if len(items) == 1 else encode_batch(items)
+        return Encoded(items[0] if len(items) == 1 else encode_batch(items), True)

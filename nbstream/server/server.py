@@ -3,153 +3,47 @@
 Start one with :func:`nbstream.serve` (returns at once, already listening, from a
 notebook cell or a script) or ``await nbstream.aserve()``. Stop it with
 :meth:`Server.stop`, which drains in-flight streams before closing.
+
+:class:`Server` is the facade; the work is done by ``accept`` (letting connections
+in), ``connection`` (one WebSocket), ``live`` (one session), ``registry`` (all
+sessions and their bounds) and ``shutdown``; docs/architecture.md draws them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
-import re
+import socket
 import time
-import uuid
-from collections.abc import Coroutine, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Coroutine
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from websockets.http11 import Response
 
-from nbstream import running, runtime
+from nbstream import running, runtime, wire, wsinternals
 from nbstream.backplane import Delivery
 from nbstream.backplane import create as create_backplane
 from nbstream.events import EventStream
-from nbstream.handlers import Handler, as_message, resolve_handler
+from nbstream.handlers import ConversationHandler, Handler, resolve_handler
 from nbstream.logs import websockets_logger
-from nbstream.protocol import (
-    SUBPROTOCOL,
-    Admission,
-    BoundedHistory,
-    CloseCode,
-    ErrorCode,
-    HeartbeatAction,
-    Message,
-    MessageType,
-    Position,
-    Session,
-    StreamError,
-    TokenBucket,
-    parse_client_frame,
-    plan_resume,
-)
-from nbstream.server.auth import Authenticator, token_from
-from nbstream.server.connection import Connection
-from nbstream.server.live import LiveSession
+from nbstream.protocol import CloseCode, Message
+from nbstream.protocol.closing import CloseCause
+from nbstream.server.accept import Acceptor, Route
+from nbstream.server.connections import Connections
+from nbstream.server.http import respond, respond_json
 from nbstream.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from nbstream.server.metrics import ServerMetrics
 from nbstream.server.options import ServerOptions
+from nbstream.server.registry import SessionRegistry
+from nbstream.server.shutdown import ShutdownReport, shut_down
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-@dataclass(frozen=True)
-class ConnectionInfo:
-    """A snapshot of one open connection, as listed by :attr:`Server.connections`."""
-
-    session_id: str
-    user: str | None
-    connected_since: datetime
-    messages_in: int
-    messages_out: int
-    bytes_in: int
-    bytes_out: int
-    heartbeat_rtt: float | None
-    streaming: bool
-    history_messages: int
-    history_bytes: int
-
-
-class Connections(Mapping[str, ConnectionInfo]):
-    """A live, read-only view of a server's open connections, keyed by session id.
-
-    Each lookup reads the current counters. ``to_frame()`` gives a DataFrame.
-    """
-
-    def __init__(self, sessions: dict[str, LiveSession]) -> None:
-        self._sessions = sessions
-
-    def _attached(self) -> list[str]:
-        return [sid for sid, live in list(self._sessions.items()) if live.connection is not None]
-
-    def __getitem__(self, session_id: str) -> ConnectionInfo:
-        live = self._sessions[session_id]
-        conn = live.connection
-        if conn is None:
-            raise KeyError(session_id)
-        s = live.session
-        return ConnectionInfo(s.id, s.user, s.connected_at, s.messages_in, s.messages_out,
-                              s.bytes_in, s.bytes_out, conn.heartbeat.rtt,
-                              live.streaming is not None, len(s.history),
-                              s.history.total_bytes)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._attached())
-
-    def __len__(self) -> int:
-        return len(self._attached())
-
-    def _rows(self) -> list[ConnectionInfo]:
-        rows = []
-        for sid in self._attached():
-            try:
-                rows.append(self[sid])
-            except KeyError:  # closed while we looked
-                pass
-        return rows
-
-    def to_frame(self) -> Any:
-        """The connections as a pandas DataFrame, one row per connection."""
-        import pandas as pd
-
-        columns = list(ConnectionInfo.__dataclass_fields__)
-        return pd.DataFrame([vars(info) for info in self._rows()], columns=columns)
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} connection(s): {', '.join(self._attached()[:5])}>"
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in vars(info).values())
-            + "</tr>"
-            for info in self._rows()
-        )
-        head = "".join(f"<th>{name}</th>" for name in ConnectionInfo.__dataclass_fields__)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-@dataclass
-class ShutdownReport:
-    """What :meth:`Server.stop` did: streams that finished, streams it cut, timings."""
-
-    finished: list[str] = field(default_factory=list)
-    """Sessions whose in-flight stream completed within the deadline."""
-    cut: list[str] = field(default_factory=list)
-    """Sessions whose stream was still running at the deadline and was cancelled."""
-    closed: int = 0
-    """Connections closed with 1001."""
-    seconds: float = 0.0
-    """How long the shutdown took."""
-
-    def __str__(self) -> str:
-        return (f"stopped in {self.seconds:.2f} s: {self.closed} connection(s) closed, "
-                f"{len(self.finished)} stream(s) finished, {len(self.cut)} cut")
 
 
 class Server:
@@ -159,30 +53,36 @@ class Server:
     :meth:`broadcast` / :meth:`send_to_user` to push, :meth:`stop` to finish.
     """
 
-    def __init__(self, handler: Handler, host: str, port: int, path: str,
-                 options: ServerOptions, loop: asyncio.AbstractEventLoop) -> None:
-        self.handler = handler
+    def __init__(self, handler: str | Handler | ConversationHandler, host: str, port: int,
+                 path: str, options: ServerOptions, loop: asyncio.AbstractEventLoop) -> None:
+        self.handler = resolve_handler(handler)
         self.host = host
         self.path = "/" + path.strip("/")
         self.options = options
+        self.protocol = wire.create(options.protocol, type_key=options.type_key)
+        """How frames become messages (``protocol=``; see nbstream.wire)."""
         self.events = EventStream()
         """Every connection and message, for views and statistics (see nbstream.events)."""
-        self._requested_port = port
-        self._loop = loop
-        self._sessions: dict[str, LiveSession] = {}
-        self._admission = Admission(options.max_connections, options.max_connections_per_user)
-        self._auth = Authenticator(options.auth) if options.auth is not None else None
         self.backplane = create_backplane(options.backplane)
         """Where fan-out, per-user counts and session history are shared (see docs)."""
         self.metrics = ServerMetrics(self._gauges) if options.metrics else None
         """Prometheus metrics served at ``GET /metrics`` (``metrics=True``)."""
         if self.metrics is not None:
             self.events.subscribe(self.metrics.observe)
-        self._identities: dict[ServerConnection, str] = {}
-        self._user_buckets: dict[str, TokenBucket] = {}
+        self._requested_port = port
+        self._loop = loop
+        self._registry = SessionRegistry(
+            options, self.handler, self.protocol, self.events, self.backplane,
+            on_evict=self.metrics.observe_eviction if self.metrics else None)
+        routes: dict[str, Route] = {"/health": self._health_route}
+        if self.metrics is not None:
+            routes["/metrics"] = self._metrics_route
+        self._acceptor = Acceptor(path=self.path, options=options, protocol=self.protocol,
+                                  registry=self._registry, backplane=self.backplane,
+                                  events=self.events, metrics=self.metrics, routes=routes,
+                                  stopping=lambda: self._stopping)
         self._ws_server: WsServer | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = time.monotonic()
         self._stopping = False
         self._stop_task: asyncio.Task[ShutdownReport] | None = None
@@ -192,31 +92,45 @@ class Server:
     # -- start ----------------------------------------------------------------------
 
     async def _start(self) -> None:
-        opts = self.options
+        opts, protocol = self.options, self.protocol
         await self.backplane.start(self._deliver_from_elsewhere,
                                    history_max_messages=opts.history_max_messages)
         origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
-        self._ws_server = await ws_serve(
-            self._handle,
-            self.host,
-            self._requested_port,
-            process_request=self._process_request,
-            select_subprotocol=_select_subprotocol,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            origins=origins,  # type: ignore[arg-type]
-            ssl=opts.ssl,
-            compression="deflate" if opts.compression else None,
-            max_size=opts.max_message_bytes,
-            open_timeout=opts.open_timeout,
-            close_timeout=opts.close_timeout,
-            ping_interval=opts.ping_interval,
-            ping_timeout=opts.ping_timeout,
-            logger=websockets_logger("nbstream.websockets.server"),
-        )
+        try:
+            self._ws_server = await ws_serve(
+                self._acceptor.handle,
+                self.host,
+                self._requested_port,
+                process_request=self._acceptor.process_request,
+                select_subprotocol=self._select_subprotocol if protocol.subprotocol else None,
+                subprotocols=[protocol.subprotocol] if protocol.subprotocol else None,  # type: ignore[list-item]
+                origins=origins,  # type: ignore[arg-type]
+                ssl=opts.ssl,
+                compression="deflate" if opts.compression else None,
+                max_size=opts.max_message_bytes,
+                open_timeout=opts.open_timeout,
+                close_timeout=opts.close_timeout,
+                ping_interval=opts.ping_interval,
+                ping_timeout=opts.ping_timeout,
+                logger=websockets_logger("nbstream.websockets.server"),
+            )
+        except socket.gaierror as exc:
+            await self.backplane.close()
+            raise OSError(f"cannot listen on host {self.host!r}: the name does not resolve "
+                          f"({exc.strerror})") from None
+        except OSError as exc:
+            await self.backplane.close()
+            raise OSError(f"cannot listen on {self.host}:{self._requested_port}: "
+                          f"{exc.strerror or exc}") from None
         self.port = self._ws_server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._ticker = asyncio.create_task(self._tick(), name="nbstream-heartbeat")
         logger.info("nbstream server listening on %s", self.url)
+
+    def _select_subprotocol(self, ws: ServerConnection, offered: Any) -> Any:
+        """Speak the protocol's subprotocol with clients that offer it, plain WebSocket else."""
+        wanted = self.protocol.subprotocol
+        return wanted if wanted in offered else None
 
     @property
     def url(self) -> str:
@@ -234,7 +148,7 @@ class Server:
     @property
     def connections(self) -> Connections:
         """Live view of open connections: session, user, since, messages in/out."""
-        return Connections(self._sessions)
+        return Connections(self._registry)
 
     @property
     def running(self) -> bool:
@@ -243,283 +157,57 @@ class Server:
 
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers: status, connections, sessions, users, uptime."""
+        admission = self._acceptor.admission
         return {
             "status": ("stopped" if self._stop_task is not None and self._stop_task.done()
                        else "stopping" if self._stopping else "ok"),
-            "connections": self._admission.total,
-            "sessions": len(self._sessions),
-            "users": self._admission.users,
+            "connections": admission.total,
+            "sessions": len(self._registry),
+            "detached_sessions": self._registry.waiting,
+            "users": admission.users,
             "uptime": round(time.monotonic() - self._started, 3),
             **self.backplane.health(),
         }
 
     def _gauges(self) -> dict[str, float]:
-        lives = list(self._sessions.values())
         return {
-            "connections": self._admission.total,
-            "sessions": len(lives),
-            "queued_bytes": sum(live.connection.outbox.queued_bytes for live in lives
-                                if live.connection is not None),
+            "connections": self._acceptor.admission.total,
+            "sessions": len(self._registry),
+            "queued_bytes": sum(conn.outbox.queued_bytes
+                                for conn in list(self._acceptor.connections)),
         }
 
-    # -- HTTP side of the handshake -------------------------------------------------------
+    def _health_route(self, ws: ServerConnection) -> Response:
+        return respond_json(ws, 200, self.health())
 
-    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        parts = urlsplit(request.path)
-        if parts.path == "/health":
-            response = ws.respond(200, json.dumps(self.health()) + "\n")
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
-        if parts.path == "/metrics" and self.metrics is not None:
-            response = ws.respond(200, self.metrics.render().decode())
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = METRICS_CONTENT_TYPE
-            return response
-        session_id = _session_from_path(self.path, parts.path)
-        if session_id is None:
-            return ws.respond(404, f"Not Found: the WebSocket endpoint is {self.path}\n")
-        query = parse_qs(parts.query)
-        session_id = session_id or _first(query, "session_id") or ""
-        if session_id and not _SESSION_ID.fullmatch(session_id):
-            return ws.respond(400, "Bad Request: a session id is 1-128 characters of "
-                                   "A-Z a-z 0-9 . _ ~ -\n")
-        if self._auth is not None:
-            token = token_from(request.headers, query)
-            if token is not None:
-                user = await self._auth.user_for(token)
-                if user is None:
-                    logger.info("refused a handshake with an invalid token")
-                    return ws.respond(401, "Unauthorized\n")
-                self._identities[ws] = user
-        return None
+    def _metrics_route(self, ws: ServerConnection) -> Response:
+        assert self.metrics is not None
+        return respond(ws, 200, self.metrics.render().decode(), METRICS_CONTENT_TYPE)
 
-    async def _first_message_auth(self, ws: ServerConnection) -> str | None:
-        """Wait ``auth_timeout`` for an ``auth`` message; the user, or None (refused)."""
-        assert self._auth is not None
-        try:
-            frame = await asyncio.wait_for(ws.recv(), self.options.auth_timeout)
-        except TimeoutError:
-            return None
-        message = parse_client_frame(frame)
-        if not isinstance(message, Message) or message.type != MessageType.AUTH:
-            return None
-        return await self._auth.user_for(message.data["token"])
-
-    # -- one connection ---------------------------------------------------------------------
-
-    async def _handle(self, ws: ServerConnection) -> None:
-        assert ws.request is not None
-        parts = urlsplit(ws.request.path)
-        query = parse_qs(parts.query)
-        session_id = (_session_from_path(self.path, parts.path)
-                      or _first(query, "session_id") or uuid.uuid4().hex)
-        if self._stopping:
-            await ws.close(CloseCode.GOING_AWAY, "server shutting down")
-            return
-        if self._auth is None:
-            user = _first(query, "user") or ws.request.headers.get("X-NBStream-User")
-        else:
-            user = self._identities.pop(ws, None) or await self._first_message_auth(ws)
-            if user is None:
-                await _refuse(ws, StreamError(ErrorCode.UNAUTHORIZED,
-                                              "valid credentials required"))
-                return
-        elsewhere = 0
-        if user is not None and self.backplane.shared and self._admission.max_connections_per_user:
-            elsewhere = await self.backplane.connections_elsewhere(user)
-        refusal = self._admission.admit(user, elsewhere)
-        live = self._sessions.get(session_id)
-        last_id = _first(query, "last_id")
-        if refusal is None and live is None and last_id is not None and self.backplane.shared:
-            live = await self._adopt(session_id, Position.parse(last_id))
-        if refusal is None and live is not None and live.session.user != user:
-            self._admission.release(user)
-            refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
-        if refusal is not None:
-            logger.info("refused a connection (user %r): %s", user, refusal,
-                        extra={"session_id": session_id, "user": user})
-            await _refuse(ws, refusal)
-            return
-        if live is not None and live.connection is not None:
-            await live.connection.close(CloseCode.SESSION_TAKEN_OVER,
-                                        "session taken over by a new connection", drain=0.0)
-        fresh = live is None
-        if live is None:
-            live = self._new_session(session_id, user)
-        if user is not None:
-            self.backplane.count(user, +1)
-        conn = Connection(ws, live, self.options, self.events,
-                          user_bucket=self._user_bucket(user),
-                          on_batch=self.metrics.observe_batch if self.metrics else None)
-        self._attach(conn, live, fresh, last_id, welcome=ws.subprotocol == SUBPROTOCOL)
-        try:
-            await conn.run()
-        except ConnectionClosed:
-            pass
-        except Exception:
-            logger.exception("connection of session %s failed", session_id,
-                             extra=live.session.log_fields)
-        finally:
-            await self._detach(conn, live, user)
-
-    def _new_session(self, session_id: str, user: str | None, epoch: str | None = None
-                     ) -> LiveSession:
-        history = BoundedHistory(self.options.history_max_messages,
-                                 self.options.history_max_bytes)
-        session = Session(session_id, user, datetime.now(UTC), history,
-                          self.options.context_max_messages)
-        if epoch is not None:
-            session.epoch = epoch
-        live = LiveSession(session, self.handler, self.options, self.events, self.backplane)
-        self._sessions[session_id] = live
-        return live
-
-    async def _adopt(self, session_id: str, seen: Position | None) -> LiveSession | None:
-        """Take over a session another server process held (its client came here).
-
-        The shared history is written just after each send, so a client may have seen
-        a few messages that the history lacks: it missed nothing then, and the session
-        goes on after the client's position ``seen``.
-        """
-        record = await self.backplane.load(session_id)
-        if record is None or session_id in self._sessions:
-            return self._sessions.get(session_id)
-        live = self._new_session(session_id, record.user, record.epoch)
-        frames, next_offset = record.frames, record.next_offset
-        if seen is not None and seen.epoch == record.epoch and seen.offset >= next_offset:
-            frames, next_offset = [], seen.offset + 1
-        live.session.history.restore(frames, next_offset)
-        logger.info("session %s resumed here from another process (%d messages kept)",
-                    session_id, len(frames), extra=live.session.log_fields)
-        return live
-
-    def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
-                *, welcome: bool) -> None:
-        """Welcome, replay what the client missed, then go live; no await in between."""
-        session = live.session
-        recovered: bool | None = None
-        reason = ""
-        frames: list[bytes] = []
-        if last_id is not None:
-            position = Position.parse(last_id)
-            if position is None:
-                recovered, reason = False, f"{last_id!r} is not a position"
-            elif fresh:
-                recovered, reason = False, ("the server no longer has this session "
-                                            "(expired, or the server restarted)")
-            else:
-                plan = plan_resume(session.history, session.epoch, position)
-                recovered, reason, frames = plan.recovered, plan.reason, plan.frames
-        if welcome:
-            conn.send_control(Message(MessageType.WELCOME, {
-                "session_id": session.id,
-                "user": session.user,
-                "epoch": session.epoch,
-                "recovered": recovered,
-                "replayed": len(frames),
-                "reason": reason,
-                "heartbeat_interval": self.options.heartbeat_interval,
-                "heartbeat_timeout": self.options.heartbeat_timeout,
-                "max_message_bytes": self.options.max_message_bytes,
-                "batching": self.options.batching,
-            }))
-        conn.queue_frames(frames)
-        live.connection = conn
-        live.detached_at = None
-        if self.events:
-            self.events.emit("open", "server", session.id, user=session.user,
-                             detail={"resumed": last_id is not None, "recovered": recovered})
-        logger.debug("session %s (user %r) connected", session.id, session.user,
-                     extra=session.log_fields)
-
-    async def _detach(self, conn: Connection, live: LiveSession, user: str | None) -> None:
-        await conn.outbox.aclose()
-        self._admission.release(user)
-        if user is not None:
-            self.backplane.count(user, -1)
-        ws = conn.ws
-        if live.connection is conn:
-            live.connection = None
-            live.detached_at = time.monotonic()
-        code = _close_code(ws)
-        resumable = code in _RESUMABLE_CLOSES and conn.close_code != CloseCode.INTERNAL_ERROR
-        if live.connection is None and (self._stopping or not resumable):
-            await self._end_session(live, forget=not (self._stopping and self.backplane.shared))
-        if self.events:
-            self.events.emit("close", "server", live.session.id, user=user,
-                             detail={"code": code, "reason": ws.close_reason or conn.close_reason})
-        logger.debug("session %s closed (%s)", live.session.id, code,
-                     extra=live.session.log_fields)
-
-    async def _end_session(self, live: LiveSession, *, forget: bool = True) -> None:
-        """Drop the session here; ``forget`` also drops its shared history."""
-        if self._sessions.get(live.session.id) is live:
-            del self._sessions[live.session.id]
-            if forget:
-                self.backplane.forget(live.session.id)
-        await live.stop()
-
-    def _user_bucket(self, user: str | None) -> TokenBucket | None:
-        rate = self.options.rate_limit_per_user
-        if rate is None or user is None:
-            return None
-        bucket = self._user_buckets.get(user)
-        if bucket is None:
-            bucket = TokenBucket(rate, max(1.0, 2 * rate), time.monotonic())
-            self._user_buckets[user] = bucket
-        return bucket
-
-    # -- the tick: heartbeats, slow consumers, expired sessions ------------------------------
+    # -- the tick: heartbeats, slow consumers, authentication, expired sessions -----------
 
     async def _tick(self) -> None:
         opts = self.options
-        tick = min(1.0, max(0.01, min(opts.heartbeat_interval, opts.heartbeat_timeout) / 4))
+        tick = min(1.0, max(0.01, min(opts.heartbeat_interval, opts.heartbeat_timeout,
+                                      opts.auth_timeout, opts.send_timeout) / 4))
+        acceptor, registry = self._acceptor, self._registry
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            for live in list(self._sessions.values()):
-                conn = live.connection
-                if conn is None:
-                    if live.detached_at is not None and now - live.detached_at > opts.session_ttl:
-                        self._spawn(self._end_session(live))
-                    continue
-                if conn.close_code is not None:
-                    continue
-                if conn.outbox.stalled(now, opts.send_timeout):
-                    logger.warning("session %s: socket stuck for %.1f s; dropping it",
-                                   live.session.id, opts.send_timeout,
-                                   extra=live.session.log_fields)
-                    conn.close_soon(CloseCode.SLOW_CONSUMER,
-                                    f"slow consumer: stuck for over {opts.send_timeout:g} s")
-                    continue
-                action = conn.heartbeat.poll(now)
-                if action is HeartbeatAction.SEND_PING:
-                    ping = Message(MessageType.PING, {})
-                    conn.heartbeat.ping_sent(ping.id, now)
-                    conn.send_control(ping)
-                elif action is HeartbeatAction.TIMED_OUT:
-                    logger.info("session %s missed its heartbeat; closing", live.session.id,
-                                extra=live.session.log_fields)
-                    conn.close_soon(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
-            for user in [u for u in self._user_buckets if not self._admission.count(u)]:
-                del self._user_buckets[user]
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            for conn in list(acceptor.connections):
+                conn.tick(now)
+            registry.expire(now)
+            acceptor.user_buckets.prune({c.user for c in acceptor.connections if c.user})
 
     # -- pushing messages -------------------------------------------------------------------
 
-    def _push(self, lives: list[LiveSession], message: Message) -> int:
-        return sum(live.push(message) for live in lives)
+    def _push(self, user: str | None, message: Message) -> int:
+        return sum(live.push(message) for live in self._registry
+                   if user is None or live.session.user == user)
 
     def _deliver_from_elsewhere(self, delivery: Delivery) -> None:
         """Fan-out published by another server process: push it to local sessions."""
-        self._push([live for live in self._sessions.values()
-                    if delivery.user is None or live.session.user == delivery.user],
-                   delivery.message)
+        self._push(delivery.user, delivery.message)
 
     async def abroadcast(self, message: Message | dict[str, Any] | str) -> int:
         """Send ``message`` to every session at once; returns how many connections got it.
@@ -528,16 +216,14 @@ class Server:
         client too slow to drain it is dropped (close 4002). Sessions whose client
         is away keep the message in their history for when it resumes.
         """
-        return await self._on_loop(self._apush(None, as_message(message)))
+        return await self._on_loop(self._apush(None, self.protocol.to_message(message)))
 
     async def asend_to_user(self, user: str, message: Message | dict[str, Any] | str) -> int:
         """Send ``message`` to every session of ``user``; returns how many connections got it."""
-        return await self._on_loop(self._apush(user, as_message(message)))
+        return await self._on_loop(self._apush(user, self.protocol.to_message(message)))
 
     async def _apush(self, user: str | None, message: Message) -> int:
-        lives = [live for live in self._sessions.values()
-                 if user is None or live.session.user == user]
-        delivered = self._push(lives, message)
+        delivered = self._push(user, message)
         await self.backplane.publish(Delivery(user, message))
         return delivered
 
@@ -560,14 +246,14 @@ class Server:
         return await self._on_loop(self._disconnect(session_id, reason, abrupt))
 
     async def _disconnect(self, session_id: str, reason: str, abrupt: bool) -> bool:
-        live = self._sessions.get(session_id)
+        live = self._registry.get(session_id)
         conn = live.connection if live is not None else None
         if conn is None:
             return False
         if abrupt:
-            conn.ws.transport.abort()
+            wsinternals.abort(conn.ws)
         else:
-            await conn.close(CloseCode.NORMAL_CLOSURE, reason)
+            await conn.close(CloseCode.NORMAL_CLOSURE, reason, CloseCause.DISCONNECTED)
         return True
 
     def disconnect(self, session_id: str, reason: str = "disconnected by server", *,
@@ -603,54 +289,12 @@ class Server:
         return await asyncio.shield(self._stop_task)
 
     async def _shutdown(self, timeout: float) -> ShutdownReport:
-        started = time.monotonic()
-        deadline = started + timeout
         self._stopping = True
         assert self._ws_server is not None
-        self._ws_server.close(close_connections=False)
-        lives = list(self._sessions.values())
-        notice = Message(MessageType.SERVER_SHUTDOWN,
-                         {"reason": "server shutting down", "grace_period": timeout})
-        for live in lives:
-            live.draining = True
-            if live.connection is not None:
-                live.connection.send_control(notice)
-        busy = [live for live in lives if not live.idle]
-        if busy:
-            waits = [asyncio.ensure_future(live.wait_idle()) for live in busy]
-            _, pending = await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()))
-            for wait in pending:
-                wait.cancel()
-        report = ShutdownReport()
-        for live in busy:
-            (report.finished if live.idle else report.cut).append(live.session.id)
-            if not live.idle:
-                await live.stop()
-        conns = [live.connection for live in lives if live.connection is not None]
-
-        async def close(conn: Connection) -> None:
-            try:
-                await conn.close(CloseCode.GOING_AWAY, "server shutdown",
-                                 drain=max(0.1, deadline - time.monotonic()))
-            except ConnectionClosed:
-                pass
-
-        await asyncio.gather(*(close(c) for c in conns))
-        report.closed = len(conns)
-        try:
-            await asyncio.wait_for(self._ws_server.wait_closed(),
-                                   self.options.close_timeout + 1.0)
-        except TimeoutError:
-            logger.warning("some connections did not close in time")
-        for live in list(self._sessions.values()):
-            # With a shared backplane the history stays, so clients resume on another process.
-            await self._end_session(live, forget=not self.backplane.shared)
+        report = await shut_down(self._acceptor, self._ws_server, timeout)
         await self.backplane.close()
         if self._ticker is not None:
             self._ticker.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        report.seconds = time.monotonic() - started
         logger.info("nbstream server on port %s %s", self.port, report)
         return report
 
@@ -674,7 +318,8 @@ class Server:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<nbstream.Server {self.url} {state}, {self._admission.total} connection(s)>"
+        total = self._acceptor.admission.total
+        return f"<nbstream.Server {self.url} {state}, {total} connection(s)>"
 
     def _repr_html_(self) -> str:
         state = "running" if self.running else "stopped"
@@ -686,68 +331,34 @@ class Server:
         )
 
 
-def _close_code(ws: ServerConnection) -> int:
-    """The close code of whichever side closed first; 1006 if the TCP connection just died."""
-    protocol = ws.protocol
-    sent, rcvd = protocol.close_sent, protocol.close_rcvd
-    if sent is not None and (rcvd is None or protocol.close_rcvd_then_sent is False):
-        return sent.code
-    if rcvd is not None:
-        return rcvd.code
-    return 1006
+
+def _check_address(host: object, port: object, path: object) -> None:
+    """Refuse a bad address before anything binds (names the argument and the value)."""
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"serve(host=...) must be a host name or address, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"serve(port=...) must be an integer from 0 to 65535, got {port!r}")
+    if not isinstance(path, str):
+        raise TypeError(f"serve(path=...) must be a str such as '/ws', got {path!r}")
 
 
-async def _refuse(ws: ServerConnection, error: StreamError) -> None:
-    """Send ``error`` and close with its close code (before any session exists)."""
-    await ws.send(Message(MessageType.ERROR, error.to_dict()).to_json())
-    await ws.close(error.close_code or CloseCode.POLICY_VIOLATION, error.code)
-
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
-
-_RESUMABLE_CLOSES = frozenset({1006, CloseCode.INTERNAL_ERROR, 1012, CloseCode.TRY_AGAIN_LATER,
-                               1014, CloseCode.SLOW_CONSUMER})
-"""Closes after which a session waits ``session_ttl`` for its client to resume: the
-network failed (1006), the peer missed heartbeats or was too slow. A normal close,
-a protocol violation (1002, 1007, 1008, 1009) or a shutdown ends the session."""
-
-
-def _select_subprotocol(ws: ServerConnection, offered: Any) -> Any:
-    """Speak nbstream.v1 with clients that offer it; plain WebSocket with the rest."""
-    return SUBPROTOCOL if SUBPROTOCOL in offered else None
-
-
-def _session_from_path(endpoint: str, path: str) -> str | None:
-    """'' for the endpoint itself, the id for ``endpoint/<id>``, None for other paths."""
-    if path == endpoint or path == endpoint + "/":
-        return ""
-    if path.startswith(endpoint + "/"):
-        rest = path[len(endpoint) + 1:]
-        if rest and "/" not in rest:
-            return rest
-    return None
-
-
-def _first(query: dict[str, list[str]], key: str) -> str | None:
-    values = query.get(key)
-    return values[0] if values else None
-
-
-async def aserve(handler: str | Handler = "agent", *, host: str = "127.0.0.1", port: int = 0,
-                 path: str = "/ws", thread: bool = False, **options: Any) -> Server:
+async def aserve(handler: str | Handler | ConversationHandler = "agent", *,
+                 host: str = "127.0.0.1", port: int = 0, path: str = "/ws",
+                 thread: bool = False, **options: Any) -> Server:
     """Start a server on the running loop (or on nbstream's thread with ``thread=True``).
 
     Returns once it is listening; see :func:`serve` for the arguments.
     """
+    _check_address(host, port, path)
     opts = ServerOptions.from_kwargs(options)
     loop = runtime.home_loop(thread)
-    server = Server(resolve_handler(handler), host, port, path, opts, loop)
+    server = Server(handler, host, port, path, opts, loop)
     await runtime.run_on(loop, server._start())
     return server
 
 
-def serve(handler: str | Handler = "agent", *, host: str = "127.0.0.1", port: int = 0,
-          path: str = "/ws", thread: bool = False, **options: Any) -> Server:
+def serve(handler: str | Handler | ConversationHandler = "agent", *, host: str = "127.0.0.1",
+          port: int = 0, path: str = "/ws", thread: bool = False, **options: Any) -> Server:
     """Start an nbstream server and return it, already listening.
 
     In a notebook cell it lives on the kernel's event loop and keeps serving between
@@ -757,19 +368,25 @@ def serve(handler: str | Handler = "agent", *, host: str = "127.0.0.1", port: in
 
     Args:
         handler: ``"agent"`` (scripted, streams tokens and uses a calculator tool),
-            ``"echo"``, or your own ``async def handler(message, session): yield ...``.
+            ``"echo"``, your own reply handler ``async def handler(message, session):
+            yield ...``, or a conversation handler ``async def handler(conversation)``.
         host: Interface to listen on; keep 127.0.0.1 unless you mean to expose it.
         port: TCP port; 0 picks a free one (read it back from ``server.port``).
         path: WebSocket endpoint; ``path/<session_id>`` is accepted too.
         thread: Run on nbstream's background thread even inside a kernel.
-        **options: See :class:`nbstream.ServerOptions` (heartbeat, limits, batching...).
+        **options: See :class:`nbstream.ServerOptions` (protocol, heartbeat, limits...).
 
     Returns:
         The running :class:`Server`; connect with ``nbstream.connect(server.url)``
         and finish with ``server.stop()``.
+
+    Raises:
+        TypeError, ValueError: naming an option that is unknown or out of range.
+        OSError: when the address cannot be listened on (saying which).
     """
+    _check_address(host, port, path)
     opts = ServerOptions.from_kwargs(options)
     loop = runtime.home_loop(thread)
-    server = Server(resolve_handler(handler), host, port, path, opts, loop)
+    server = Server(handler, host, port, path, opts, loop)
     runtime.run_sync(server._start(), loop)
     return server

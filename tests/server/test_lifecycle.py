@@ -11,36 +11,30 @@ from websockets.exceptions import ConnectionClosed
 
 import nbstream
 from nbstream.protocol import Message, Session
-from tests.conftest import TIMEOUT, ServerFactory, recv_json, recv_until_end
-
-
-async def wait_until(predicate: object, timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate()`` every 10 ms until true; fail after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+from tests.conftest import TIMEOUT, ServerFactory, eventually, recv_json, recv_until_end
 
 
 def assert_clean(server: nbstream.Server) -> None:
     assert len(server.connections) == 0
-    assert server._admission.total == 0
-    assert server._admission.users == 0
+    health = server.health()
+    assert (health["connections"], health["users"]) == (0, 0)
 
 
 async def test_open_registers_and_close_unregisters(start_server: ServerFactory) -> None:
     server = await start_server("echo")
     tasks_before = len(asyncio.all_tasks())
     async with connect(server.url + "?user=alice") as ws:
-        await wait_until(lambda: len(server.connections) == 1)
+        await eventually(lambda: len(server.connections) == 1)
         info = next(iter(server.connections.values()))
         assert info.user == "alice"
         await ws.send(json.dumps({"type": "chat", "data": {"text": "hi"}}))
         await recv_until_end(ws)
         info = server.connections[info.session_id]
         assert (info.messages_in, info.messages_out) == (1, 2)
-    await wait_until(lambda: len(server.connections) == 0)
+    await eventually(lambda: len(server.connections) == 0)
     assert_clean(server)
-    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before)
+    assert server.health()["sessions"] == 0  # a normal close ends the session
+    await eventually(lambda: len(asyncio.all_tasks()) <= tasks_before)
 
 
 async def test_client_that_vanishes_is_cleaned_up(start_server: ServerFactory) -> None:
@@ -49,7 +43,7 @@ async def test_client_that_vanishes_is_cleaned_up(start_server: ServerFactory) -
     await ws.send(json.dumps({"type": "chat", "data": {"text": "tell me a story"}}))
     await recv_json(ws)
     ws.transport.abort()  # no close frame: the TCP connection just disappears
-    await wait_until(lambda: len(server.connections) == 0)
+    await eventually(lambda: len(server.connections) == 0)
     assert_clean(server)
 
 
@@ -73,14 +67,14 @@ async def test_handler_that_raises_gives_internal_error_without_traceback(
             await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
     assert "secret internals" in caplog.text
-    await wait_until(lambda: len(server.connections) == 0)
+    await eventually(lambda: len(server.connections) == 0)
     assert_clean(server)
 
 
 async def test_server_stop_cleans_up_every_connection(start_server: ServerFactory) -> None:
     server = await start_server("echo")
     clients = [await connect(server.url + f"?user=u{i}") for i in range(5)]
-    await wait_until(lambda: len(server.connections) == 5)
+    await eventually(lambda: len(server.connections) == 5)
     report = await server.astop(timeout=1.0)
     assert report.closed == 5
     assert_clean(server)

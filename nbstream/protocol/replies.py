@@ -1,0 +1,65 @@
+"""Which request a server message answers, and whether it ends that request's reply.
+
+The one place where ``reply_to`` is read: the client's ``chat``, its resume
+bookkeeping and the load tester all ask :func:`reply_step`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from nbstream.protocol.envelope import Message, MessageType
+from nbstream.protocol.errors import ErrorCode
+
+
+class ReplyStep(enum.Enum):
+    """What one message means for the reply to a request."""
+
+    PART = "part"
+    """Part of the reply (streamed content), or a message that names no request."""
+    OTHER = "other"
+    """Part of the reply to another request."""
+    END = "end"
+    """The reply is complete: ``end`` (or the ``pong`` answering a ``ping``)."""
+    FAILED = "failed"
+    """The reply ended with an error: the request's own, or one that ends every reply."""
+
+
+def reply_to(message: Message) -> str | None:
+    """The id of the client message that ``message`` answers, if it names one.
+
+    ``end`` and streamed messages carry ``data.reply_to``, ``error`` carries
+    ``data.details.reply_to``, ``pong`` carries ``data.ping_id``.
+    """
+    data = message.data
+    if not isinstance(data, dict):
+        return None
+    if message.type == MessageType.ERROR:
+        details = data.get("details")
+        ref = details.get("reply_to") if isinstance(details, dict) else None
+    elif message.type == MessageType.PONG:
+        ref = data.get("ping_id")
+    else:
+        ref = data.get("reply_to")
+    return ref if isinstance(ref, str) else None
+
+
+def reply_step(message: Message, request_id: str | None) -> ReplyStep:
+    """Classify ``message`` for the reply to the request ``request_id``.
+
+    An error that names no request ends the reply when it is unrecoverable (the
+    connection is about to close) or says the reply could not be recovered.
+    """
+    kind = message.type
+    ref = reply_to(message)
+    if ref is not None and ref != request_id:
+        return ReplyStep.OTHER
+    if kind == MessageType.END or kind == MessageType.PONG:
+        return ReplyStep.END
+    if kind == MessageType.ERROR:
+        data = message.data
+        if ref is not None or not isinstance(data, dict):
+            return ReplyStep.FAILED
+        if data.get("recoverable") is False or data.get("code") == ErrorCode.RECOVERY_FAILED:
+            return ReplyStep.FAILED
+    return ReplyStep.PART

@@ -1,0 +1,87 @@
+"""nbstream's own protocol: ``{type, data, id, timestamp}`` envelopes (docs/protocol.md).
+
+Replies end with ``end``, errors travel as ``error`` envelopes, heartbeats are
+``ping``/``pong`` envelopes, and sessions have positions, a ``welcome`` and a resume
+step, announced by the ``nbstream.v1`` subprotocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbstream.protocol import (
+    CLIENT_TYPES,
+    SUBPROTOCOL,
+    Message,
+    MessageType,
+    StreamError,
+    encode,
+    parse_client_frame,
+    parse_server_frame,
+)
+from nbstream.protocol.connection import Incoming
+from nbstream.wire.base import Encoded, WireProtocol
+
+_CONTROL: dict[str, Incoming] = {
+    MessageType.PING: Incoming.PING,
+    MessageType.PONG: Incoming.PONG,
+    MessageType.AUTH: Incoming.AUTH,
+}
+
+
+class EnvelopeProtocol(WireProtocol):
+    """The nbstream envelope. ``request_types`` are the types a client may send
+    besides ``ping``, ``pong`` and ``auth`` (``{"chat"}``; None: any type)."""
+
+    name = "nbstream"
+    subprotocol = SUBPROTOCOL
+    in_band_heartbeat = True
+    resumable = True
+    ends_replies = True
+
+    def __init__(self, request_types: frozenset[str] | None = None) -> None:
+        self.request_types = request_types
+        self._allowed = CLIENT_TYPES if request_types is None else (
+            CLIENT_TYPES | request_types if request_types else None)
+
+    def decode_request(self, frame: str | bytes) -> Message | StreamError:
+        return parse_client_frame(frame, self._allowed)
+
+    def incoming(self, message: Message) -> Incoming:
+        return _CONTROL.get(message.type, Incoming.REQUEST)
+
+    def to_message(self, item: Any) -> Message:
+        """A Message as is; a str becomes ``content``; a dict with ``type`` an envelope."""
+        if isinstance(item, Message):
+            return item
+        if isinstance(item, str):
+            return Message(MessageType.CONTENT, {"text": item})
+        if isinstance(item, dict) and isinstance(item.get("type"), str):
+            extra = {k: item[k] for k in ("id", "timestamp") if isinstance(item.get(k), str)}
+            return Message(item["type"], item.get("data"), **extra)
+        raise TypeError(
+            f"the nbstream protocol cannot send {type(item).__name__}; send a Message, "
+            "a str, or a dict with 'type' and 'data'"
+        )
+
+    def encode(self, message: Message) -> Encoded:
+        return Encoded(encode(message), True)
+
+    def end_of_reply(self, request: Message) -> Message:
+        return Message(MessageType.END, {"reply_to": request.id})
+
+    def error_message(self, error: StreamError) -> Message:
+        return Message(MessageType.ERROR, error.to_dict())
+
+    def shutdown_notice(self, grace_period: float) -> Message:
+        return Message(MessageType.SERVER_SHUTDOWN,
+                       {"reason": "server shutting down", "grace_period": grace_period})
+
+    def decode_replies(self, frame: str | bytes) -> list[Message]:
+        return parse_server_frame(frame)
+
+    def ping(self, ping_id: str) -> Message:
+        return Message(MessageType.PING, {}, ping_id)
+
+    def pong(self, ping: Message) -> Message:
+        return Message(MessageType.PONG, {"ping_id": ping.id})
