@@ -69,11 +69,7 @@ async def slow_consumer(send_timeout: float, queue_bytes: int) -> tuple[float, i
     await stuck.send(json.dumps({"type": "chat", "data": {"text": "go"}}))
     peak = 0
     while not dropped.is_set():
-        for live in list(server._sessions.values()):
-            conn = live.connection
-            if conn is not None:
-                peak = max(peak, conn.outbox.queued_bytes
-                           + conn.ws.transport.get_write_buffer_size())
+        peak = max([peak, *(info.queued_bytes for info in server.connections.values())])
         await asyncio.sleep(0.005)
     elapsed = time.monotonic() - started
     stuck.transport.abort()

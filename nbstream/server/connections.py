@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from nbstream import wsinternals
 from nbstream.server.registry import SessionRegistry
 
 
@@ -26,6 +27,8 @@ class ConnectionInfo:
     streaming: bool
     history_messages: int
     history_bytes: int
+    queued_bytes: int
+    """What the server holds for this client right now: its outbox and socket buffer."""
 
 
 class Connections(Mapping[str, ConnectionInfo]):
@@ -51,7 +54,8 @@ class Connections(Mapping[str, ConnectionInfo]):
         return ConnectionInfo(s.id, s.user, s.connected_at, s.messages_in, s.messages_out,
                               s.bytes_in, s.bytes_out, conn.core.heartbeat.rtt,
                               live.streaming is not None, len(s.history),
-                              s.history.total_bytes)
+                              s.history.total_bytes,
+                              conn.outbox.queued_bytes + wsinternals.write_buffer_size(conn.ws))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._attached())
