@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -61,10 +62,53 @@ Subscriber = Callable[[FlowEvent], None]
 
 
 class EventStream:
-    """Fan-out of :class:`FlowEvent` to subscribers; falsy while nobody listens."""
+    """Fan-out of :class:`FlowEvent` to subscribers; falsy while nobody listens.
 
-    def __init__(self) -> None:
+    With ``keep`` > 0 the stream also keeps its last ``keep`` events (and is then
+    always truthy): :meth:`to_frame` gives them as a DataFrame.
+    """
+
+    def __init__(self, keep: int = 0) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._kept: deque[FlowEvent] | None = None
+        self.keep(keep)
+
+    def keep(self, count: int) -> None:
+        """Keep the last ``count`` events from now on (0: keep none), for :meth:`to_frame`."""
+        if count < 0:
+            raise ValueError(f"keep({count}): must be 0 or more events")
+        old = self._kept
+        self._kept = deque(old or (), maxlen=count) if count else None
+        self._subscribers = tuple(s for s in self._subscribers if s != self._append)
+        if self._kept is not None:
+            self._subscribers = (self._append, *self._subscribers)
+
+    def _append(self, event: FlowEvent) -> None:
+        assert self._kept is not None
+        self._kept.append(event)
+
+    def to_frame(self) -> Any:
+        """The kept events as a pandas DataFrame, one row per frame or event.
+
+        Columns: ``at`` (wall-clock seconds), ``kind``, ``direction``, ``session``,
+        ``opcode``, ``type``, ``size``, ``payload``, ``detail``.
+
+        Raises:
+            RuntimeError: when the stream keeps nothing (call ``keep(10_000)`` first).
+        """
+        if self._kept is None:
+            raise RuntimeError("this event stream keeps no events: call "
+                               ".events.keep(10_000) first, then look again")
+        import pandas as pd
+
+        rows = [{"at": e.at, "kind": e.kind, "direction": e.direction,
+                 "session": e.session_id, "opcode": e.opcode,
+                 "type": e.message.type if e.message is not None else None,
+                 "size": e.size, "payload": e.payload, "detail": e.detail}
+                for e in list(self._kept)]
+        columns = ["at", "kind", "direction", "session", "opcode", "type", "size",
+                   "payload", "detail"]
+        return pd.DataFrame(rows, columns=columns)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Start calling ``subscriber(event)``; returns the function that stops it."""
@@ -92,4 +136,5 @@ class EventStream:
         return bool(self._subscribers)
 
     def __len__(self) -> int:
+        """How many subscribers listen (the kept events count as one)."""
         return len(self._subscribers)

@@ -26,9 +26,13 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def websockets_logger(name: str) -> logging.Logger:
-    """A logger for websockets to use, named under ``nbstream``, that never shows tokens."""
-    logger = logging.getLogger(name)
+def redacting(logger: logging.Logger) -> logging.Logger:
+    """``logger``, made to take token values out of everything it logs."""
     if not any(isinstance(f, RedactTokens) for f in logger.filters):
         logger.addFilter(RedactTokens())
     return logger
+
+
+def websockets_logger(name: str) -> logging.Logger:
+    """A logger for websockets to use, named under ``nbstream``, that never shows tokens."""
+    return redacting(logging.getLogger(name))

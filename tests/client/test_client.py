@@ -119,7 +119,7 @@ async def test_chat_timeout_then_outer_cancel_and_concurrent_deadlines(
     waiter.cancel()  # someone else's cancellation stays a cancellation
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert client._deadlines == {}
+    assert client._watchdog.deadlines == {}
     slow = asyncio.create_task(client.achat("stall", timeout=30.0))
     await asyncio.sleep(0.1)
     slow.cancel()
