@@ -9,9 +9,10 @@ a finite number > 0``.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 CHECK = "nbstream.check"
@@ -150,3 +151,21 @@ def unknown(options: Mapping[str, Any], known: set[str], call: str) -> None:
     if extra:
         raise TypeError(f"{call}() got unknown option(s) {', '.join(extra)}; known: "
                         f"{', '.join(sorted(known))}")
+
+
+def signature_of(func: Callable[..., Any], options: type[Any],
+                 positional: Sequence[inspect.Parameter], *,
+                 exclude: frozenset[str] | set[str] = frozenset(),
+                 rest: str | None = None) -> inspect.Signature:
+    """``func``'s signature with each field of the dataclass ``options`` as a keyword,
+    and ``**rest`` last when given."""
+    params = list(positional)
+    for f in fields(options):
+        if f.name in exclude:
+            continue
+        default = f.default if f.default is not MISSING else inspect.Parameter.empty
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=f.type))
+    if rest is not None:
+        params.append(inspect.Parameter(rest, inspect.Parameter.VAR_KEYWORD))
+    return inspect.signature(func).replace(parameters=params)

@@ -367,9 +367,10 @@ class Client:
     # -- async API ---------------------------------------------------------------------------
 
     def _message(self, item: Any, data: Any) -> Message:
-        """The message for ``send(item)`` / ``send(type, data)``."""
-        if data is not _NO_DATA or (isinstance(item, str) and self.protocol.ends_replies):
-            if not self.protocol.ends_replies:
+        """The message for ``send(type, data)`` (nbstream) or ``send(value)`` (any)."""
+        envelope = isinstance(self.protocol, wire.EnvelopeProtocol)
+        if data is not _NO_DATA or (envelope and isinstance(item, str)):
+            if not envelope:
                 raise TypeError(f"send(type, data) is the nbstream protocol's form; with "
                                 f"protocol={self.protocol.name!r} send one value: "
                                 "client.send({...}), client.send('text') or bytes")
@@ -465,7 +466,7 @@ class Client:
             TimeoutError: if the last reply does not arrive within ``timeout`` seconds.
             StreamClosed: if the connection closes for good first.
         """
-        request = self._message(value, _NO_DATA)
+        request = self.protocol.to_message(value)
         return await self._on_loop(self._request(
             request, until, self.timeout if timeout is None else timeout))
 

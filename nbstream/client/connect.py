@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Unpack
 
 from nbstream import runtime
 from nbstream.client.client import IDLE_CHECK, Client
-from nbstream.client.options import ConnectKwargs, ConnectOptions, signature_of
+from nbstream.client.options import ConnectKwargs, ConnectOptions
+from nbstream.validation import signature_of
 
 if TYPE_CHECKING:
     from nbstream.server import Server

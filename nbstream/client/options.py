@@ -8,10 +8,9 @@ Jupyter's tooltips (tests/client/test_options.py keeps the three in step).
 
 from __future__ import annotations
 
-import inspect
 import ssl as ssl_module
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypedDict
 
 from nbstream.protocol import Backoff
@@ -123,14 +122,3 @@ class ConnectKwargs(TypedDict, total=False):
     origin: str | None
     heartbeat_interval: float | None
     heartbeat_timeout: float
-
-
-def signature_of(func: Callable[..., Any], options: type[Any],
-                 positional: Sequence[inspect.Parameter]) -> inspect.Signature:
-    """``func``'s signature with each field of the dataclass ``options`` as a keyword."""
-    params = list(positional)
-    for f in fields(options):
-        default = f.default if f.default is not MISSING else inspect.Parameter.empty
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
-                                        default=default, annotation=f.type))
-    return inspect.signature(func).replace(parameters=params)

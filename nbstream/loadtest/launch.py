@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import html
+import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from nbstream import running, runtime
 from nbstream.events import EventStream
-from nbstream.loadtest.plan import LoadPlan, Payload
+from nbstream.loadtest.options import LoadTestKwargs, LoadTestOptions
+from nbstream.loadtest.plan import LoadPlan
 from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
 from nbstream.loadtest.recorder import Tick
 from nbstream.loadtest.result import LoadResult
 from nbstream.loadtest.workers import execution_for
+from nbstream.validation import signature_of
 
 if TYPE_CHECKING:
     from nbstream.loadtest.cluster import ClusterTarget
@@ -192,41 +195,27 @@ def _describe(p: LoadProgress) -> str:
             f"{p.throughput:,.0f} msg/s{tail}, {p.errors:,} errors")
 
 
-def start_load_test(
-    target: str | Server, *, connections: int = 100, messages: int = 10,
-    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
-    payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
-) -> LoadTest:
+def start_load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> LoadTest:
     """Start a load test in the background and return its :class:`LoadTest` at once.
 
     Takes the same arguments as :func:`load_test`. Watch it with ``.progress()`` or
     ``.subscribe(callback)``; collect it with ``.result()`` or ``await .aresult()``.
 
     Raises:
-        ValueError: for arguments out of range (nothing has started then).
+        TypeError, ValueError: naming an option that is unknown or out of range
+            (nothing has started then).
         ImportError: for ``cluster`` without ``pip install 'nbstream[dask]'``.
     """
-    plan = LoadPlan.create(
-        target, connections=connections, messages=messages, rate=rate, duration=duration,
-        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=1 if processes is None else processes, connect_options=connect_options,
-    )
-    test = LoadTest(plan, runtime.home_loop(), cluster, processes)
-    if progress:
+    opts = LoadTestOptions.from_kwargs(options)
+    plan = opts.plan(target)
+    test = LoadTest(plan, runtime.home_loop(), opts.cluster, opts.processes)
+    if opts.progress:
         test.subscribe(ProgressBar(plan.planned, f"load test {plan.url}"))
     test._start()
     return test
 
 
-def load_test(
-    target: str | Server, *, connections: int = 100, messages: int = 10,
-    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
-    payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
-) -> LoadResult:
+def load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> LoadResult:
     """Load-test a WebSocket server and return the measurements as a :class:`LoadResult`.
 
     Works in a notebook cell and in a script. Network failures never raise: failed
@@ -262,17 +251,14 @@ def load_test(
             ``pip install 'nbstream[dask]'`` and nbstream on the workers.
         progress: Show a tqdm progress bar (a widget in a notebook).
         **connect_options: Passed to ``websockets.asyncio.client.connect`` (e.g.
-            ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``).
+            ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``);
+            any other keyword is refused by name.
 
     Returns:
         The :class:`LoadResult`: start with ``result.summary()``, then
         ``result.messages``, ``result.plot()``, ``result.to_parquet(path)``.
     """
-    test = start_load_test(
-        target, connections=connections, messages=messages, rate=rate, duration=duration,
-        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, cluster=cluster, progress=progress, **connect_options,
-    )
+    test = start_load_test(target, **options)
     try:
         return test.result()
     except BaseException:  # e.g. KeyboardInterrupt: stop the connections, then re-raise
@@ -280,21 +266,18 @@ def load_test(
         raise
 
 
-async def aload_test(
-    target: str | Server, *, connections: int = 100, messages: int = 10,
-    rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
-    payload: Payload = "Test message {i}", message_type: str | None = "chat",
-    timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
-) -> LoadResult:
+async def aload_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> LoadResult:
     """Async twin of :func:`load_test`: ``result = await nbstream.aload_test(url)``."""
-    test = start_load_test(
-        target, connections=connections, messages=messages, rate=rate, duration=duration,
-        ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, cluster=cluster, progress=progress, **connect_options,
-    )
+    test = start_load_test(target, **options)
     try:
         return await test.aresult()
     except BaseException:  # cancelled: stop the connections too
         test.cancel()
         raise
+
+
+_TARGET = [inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+_twin: Any
+for _twin in (start_load_test, load_test, aload_test):
+    _twin.__signature__ = signature_of(_twin, LoadTestOptions, _TARGET,
+                                       exclude={"connect_options"}, rest="connect_options")

@@ -23,6 +23,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from nbstream import wsinternals
 from nbstream.events import EventStream
 from nbstream.loadtest.plan import PlanPart
 from nbstream.loadtest.recorder import (
@@ -290,7 +291,7 @@ class Runner:
                 if conn.current is not None and now > conn.deadline_ns and not conn.timed_out:
                     conn.timed_out = True
                     if conn.ws is not None:
-                        conn.ws.transport.abort()
+                        wsinternals.abort(conn.ws)
 
     # -- the two models -----------------------------------------------------------------
 

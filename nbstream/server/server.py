@@ -335,11 +335,13 @@ class Server:
 def _check_address(host: object, port: object, path: object) -> None:
     """Refuse a bad address before anything binds (names the argument and the value)."""
     if not isinstance(host, str) or not host:
-        raise TypeError(f"serve(host=...) must be a host name or address, got {host!r}")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"serve(port=...) must be an integer from 0 to 65535, got {port!r}")
+        raise TypeError(f"serve(host={host!r}): must be a host name or address")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"serve(port={port!r}): must be an integer from 0 to 65535")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"serve(port={port!r}): must be an integer from 0 to 65535")
     if not isinstance(path, str):
-        raise TypeError(f"serve(path=...) must be a str such as '/ws', got {path!r}")
+        raise TypeError(f"serve(path={path!r}): must be a str such as '/ws'")
 
 
 async def aserve(handler: str | Handler | ConversationHandler = "agent", *,

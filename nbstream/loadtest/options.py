@@ -1,0 +1,101 @@
+"""Every option of :func:`load_test`, :func:`aload_test` and :func:`start_load_test`,
+defined once, checked where it enters.
+
+:class:`LoadTestOptions` holds each keyword, its default and its check; keywords it
+does not know but websockets' ``connect`` does (``additional_headers``,
+``max_size``...) pass through to every connection; anything else is refused by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from websockets.asyncio.client import connect as ws_connect
+
+from nbstream.loadtest.plan import LoadPlan, Payload
+from nbstream.validation import count, kind, number, seconds, validate
+
+if TYPE_CHECKING:
+    from nbstream.loadtest.cluster import ClusterTarget
+    from nbstream.server import Server
+
+CONNECT_KEYWORDS = frozenset(inspect.signature(ws_connect.__init__).parameters) - {
+    "self", "uri", "kwargs"}
+"""websockets ``connect`` keywords a load test passes through to its connections."""
+
+_PAYLOAD = kind(str, bytes, Callable, description=(  # type: ignore[arg-type]
+    "a str template, bytes, or a function (connection, i) -> str | bytes"))
+
+
+@dataclass(frozen=True)
+class LoadTestOptions:
+    """The keywords of :func:`nbstream.load_test` (see its docstring for each)."""
+
+    connections: int = field(default=100, metadata=count(1))
+    messages: int = field(default=10, metadata=count(1))
+    rate: float | None = field(default=None, metadata=number(0, exclusive=True,
+                                                                optional=True))
+    duration: float | None = field(default=None, metadata=seconds(optional=True))
+    ramp_up: float = field(default=0.0, metadata=seconds(zero=True))
+    payload: Payload = field(default="Test message {i}", metadata=_PAYLOAD)
+    message_type: str | None = field(default="chat", metadata=kind(
+        str, description="an envelope type such as 'chat'", optional=True))
+    timeout: float = field(default=30.0, metadata=seconds())
+    processes: int | None = field(default=None, metadata=count(1, optional=True))
+    cluster: ClusterTarget | None = None
+    progress: bool = field(default=True, metadata=kind(bool, description="True or False"))
+    connect_options: Mapping[str, Any] = field(default_factory=dict)
+    """websockets ``connect`` keywords for every connection."""
+
+    def __post_init__(self) -> None:
+        validate(self, "load_test")
+        if self.rate is not None and self.duration is not None \
+                and self.rate * self.duration > 1e9:
+            raise ValueError(f"load_test(rate={self.rate}, duration={self.duration}): "
+                             "more than a billion messages; shorten the test")
+
+    @classmethod
+    def from_kwargs(cls, options: Mapping[str, Any]) -> LoadTestOptions:
+        """Split ``load_test(**options)`` into options and websockets' own keywords.
+
+        Raises:
+            TypeError: naming keywords that neither knows.
+        """
+        known = {f.name for f in fields(cls)} - {"connect_options"}
+        unknown = sorted(set(options) - known - CONNECT_KEYWORDS)
+        if unknown:
+            raise TypeError(
+                f"load_test() got unknown option(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(known))}, and websockets' connect keywords "
+                f"{', '.join(sorted(CONNECT_KEYWORDS))}")
+        passed = {k: v for k, v in options.items() if k in CONNECT_KEYWORDS}
+        return cls(**{k: v for k, v in options.items() if k in known},
+                   connect_options=passed)
+
+    def plan(self, target: str | Server) -> LoadPlan:
+        """The validated timetable for ``target`` (a ``ws://`` URL or a Server)."""
+        return LoadPlan.create(
+            target, connections=self.connections, messages=self.messages, rate=self.rate,
+            duration=self.duration, ramp_up=self.ramp_up, payload=self.payload,
+            message_type=self.message_type, timeout=self.timeout,
+            processes=1 if self.processes is None else self.processes,
+            connect_options=self.connect_options)
+
+
+class LoadTestKwargs(TypedDict, total=False):
+    """``**options`` of :func:`nbstream.load_test`, for type checkers."""
+
+    connections: int
+    messages: int
+    rate: float | None
+    duration: float | None
+    ramp_up: float
+    payload: Payload
+    message_type: str | None
+    timeout: float
+    processes: int | None
+    cluster: ClusterTarget | None
+    progress: bool

@@ -1,0 +1,126 @@
+"""The protocol seam: the built-in wire protocols frame by frame, and a protocol
+defined here, served and spoken over real sockets without touching server or client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import nbstream
+from nbstream import wire
+from nbstream.protocol import ErrorCode, Message, Session, StreamError
+from nbstream.wire import Encoded, JsonProtocol, RawProtocol, TextProtocol, WireProtocol
+from tests.conftest import TIMEOUT, ServerFactory
+
+
+@pytest.mark.parametrize(("frame", "type_", "data"), [
+    ('{"type": "quote", "p": 1}', "quote", {"type": "quote", "p": 1}),
+    ('{"p": 1}', "message", {"p": 1}),
+    ("[1, 2]", "message", [1, 2]),
+    ('{"type": 5}', "message", {"type": 5}),
+    ("not json {", "text", "not json {"),
+    (b"\x00\x01", "binary", b"\x00\x01"),
+])
+def test_json_decodes_anything_without_raising(frame: str | bytes, type_: str,
+                                               data: Any) -> None:
+    for message in (JsonProtocol().decode_request(frame), *JsonProtocol().decode_replies(frame)):
+        assert (message.type, message.data) == (type_, data)
+
+
+def test_json_type_key_may_be_a_function() -> None:
+    protocol = JsonProtocol(type_key=lambda v: v.get("op") if isinstance(v, dict) else None)
+    assert protocol.decode_request('{"op": "sub"}').type == "sub"
+
+
+@pytest.mark.parametrize(("protocol", "item", "encoded"), [
+    (JsonProtocol(), {"a": 1}, Encoded(b'{"a":1}', True)),
+    (JsonProtocol(), [1], Encoded(b"[1]", True)),
+    (JsonProtocol(), "hi", Encoded(b"hi", True)),
+    (JsonProtocol(), b"\x01", Encoded(b"\x01", False)),
+    (TextProtocol(), 3.5, Encoded(b"3.5", True)),
+    (TextProtocol(), {"a": 1}, Encoded(b'{"a":1}', True)),
+    (RawProtocol(), "é", Encoded("é".encode(), True)),
+    (RawProtocol(), b"\xff", Encoded(b"\xff", False)),
+])
+def test_values_go_out_as_they_are_given(protocol: WireProtocol, item: Any,
+                                         encoded: Encoded) -> None:
+    assert protocol.encode(protocol.to_message(item)) == encoded
+
+
+@pytest.mark.parametrize(("protocol", "item"), [
+    (RawProtocol(), {"a": 1}),
+    (RawProtocol(), 3),
+    (JsonProtocol(), object()),
+    (wire.EnvelopeProtocol(), 3),
+])
+def test_what_a_protocol_cannot_send_is_a_type_error_naming_it(protocol: WireProtocol,
+                                                                item: Any) -> None:
+    with pytest.raises(TypeError, match=protocol.name):
+        protocol.to_message(item)
+
+
+def test_only_the_envelope_reports_errors_in_band_as_an_envelope() -> None:
+    error = StreamError(ErrorCode.RATE_LIMITED)
+    assert wire.EnvelopeProtocol().error_message(error).type == "error"
+    assert JsonProtocol().error_message(error).data["code"] == "RATE_LIMITED"
+    assert TextProtocol().error_message(error) is None
+    assert RawProtocol().error_message(error) is None
+
+
+def test_unknown_protocols_are_named() -> None:
+    with pytest.raises(ValueError, match="nbstream, json, text, raw"):
+        wire.create("msgpack")
+    with pytest.raises(ValueError, match="protocol='msgpack'"):
+        nbstream.ServerOptions(protocol="msgpack")
+
+
+class LineProtocol(WireProtocol):
+    """A protocol of this test only: ``"TYPE words"`` lines; a reply ends with ``"."``."""
+
+    name = "line"
+    ends_replies = True
+
+    def decode_request(self, frame: str | bytes) -> Message | StreamError:
+        if not isinstance(frame, str):
+            return StreamError(ErrorCode.INVALID_MESSAGE, "lines are text")
+        kind, _, words = frame.partition(" ")
+        return Message(kind, words)
+
+    def decode_replies(self, frame: str | bytes) -> list[Message]:
+        message = self.decode_request(frame)
+        assert isinstance(message, Message)
+        return [message]
+
+    def to_message(self, item: Any) -> Message:
+        if isinstance(item, Message):
+            return item
+        if isinstance(item, str):
+            kind, _, words = item.partition(" ")
+            return Message(kind, words)
+        raise TypeError("the line protocol sends str")
+
+    def encode(self, message: Message) -> Encoded:
+        return Encoded(f"{message.type} {message.data}".encode(), True)
+
+    def end_of_reply(self, request: Message) -> Message:
+        return Message("end", ".")
+
+
+async def shout(message: Message, session: Session) -> AsyncIterator[str]:
+    for word in str(message.data).split():
+        yield f"word {word.upper()}"
+
+
+async def test_a_protocol_defined_here_is_served_and_spoken_without_touching_internals(
+    start_server: ServerFactory,
+) -> None:
+    protocol = LineProtocol()
+    server = await start_server(shout, protocol=protocol)
+    client = await nbstream.aconnect(server.url, protocol=protocol)
+    replies = await client.arequest("say hello there", until=lambda m: m.type == "end",
+                                    timeout=TIMEOUT)
+    assert [(m.type, m.data) for m in replies] == [
+        ("word", "HELLO"), ("word", "THERE"), ("end", ".")]
+    await client.aclose()
