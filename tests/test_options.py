@@ -81,7 +81,7 @@ async def test_serve_refuses_before_binding_and_leaves_no_listener(
 
 
 async def test_an_unresolvable_host_is_named() -> None:
-    with pytest.raises(OSError, match="256.1.1.1"):
+    with pytest.raises(OSError, match=r"256\.1\.1\.1"):
         await nbstream.aserve("echo", host="256.1.1.1")
 
 

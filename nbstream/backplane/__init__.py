@@ -5,6 +5,19 @@
 :mod:`nbstream.backplane.redis` and docs/scaling.md.
 """
 
-from nbstream.backplane.base import Backplane, Delivery, MemoryBackplane, SessionRecord, create
+from nbstream.backplane.base import Backplane, Delivery, MemoryBackplane, SessionRecord
 
 __all__ = ["Backplane", "Delivery", "MemoryBackplane", "SessionRecord", "create"]
+
+
+def create(spec: str | Backplane) -> Backplane:
+    """A backplane from ``"memory"``, a ``redis://`` URL, or an instance."""
+    if isinstance(spec, Backplane):
+        return spec
+    if spec == "memory":
+        return MemoryBackplane()
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from nbstream.backplane.redis import RedisBackplane
+
+        return RedisBackplane(spec)
+    raise ValueError(f"unknown backplane {spec!r}: use 'memory' or a redis:// URL")

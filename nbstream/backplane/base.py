@@ -110,16 +110,3 @@ class MemoryBackplane(Backplane):
 
     def forget(self, session_id: str) -> None:
         return None
-
-
-def create(spec: str | Backplane) -> Backplane:
-    """A backplane from ``"memory"``, a ``redis://`` URL, or an instance."""
-    if isinstance(spec, Backplane):
-        return spec
-    if spec == "memory":
-        return MemoryBackplane()
-    if spec.startswith(("redis://", "rediss://", "unix://")):
-        from nbstream.backplane.redis import RedisBackplane
-
-        return RedisBackplane(spec)
-    raise ValueError(f"unknown backplane {spec!r}: use 'memory' or a redis:// URL")

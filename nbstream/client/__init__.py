@@ -1,14 +1,16 @@
 """The nbstream client: ``nbstream.connect(url)`` / ``await nbstream.aconnect(url)``.
 
 Modules, one job each: ``options`` (every keyword, defined once), ``opening`` (the
-handshake and welcome), ``watchdog`` (receive deadlines and idle checks), ``client``
-(the Client: reading, writing, chat, request, resume) and ``connect``. The session
+handshake and welcome), ``watchdog`` (receive deadlines and idle checks), ``turns``
+(who reads the socket), ``reconnect`` (reconnect, resume, heartbeat), ``sync`` (the
+plain twins), ``client`` (reading, writing, chat, request) and ``connect``. The session
 bookkeeping itself is sans-I/O: :mod:`nbstream.protocol.client_session`.
 """
 
-from nbstream.client.client import IDLE_CHECK, MAX_PENDING, Client
+from nbstream.client.client import Client
 from nbstream.client.connect import aconnect, connect
 from nbstream.client.options import DEFAULT_TIMEOUT, ConnectKwargs, ConnectOptions
+from nbstream.client.turns import IDLE_CHECK, MAX_PENDING
 from nbstream.protocol import StreamClosed
 
 __all__ = [

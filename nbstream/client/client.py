@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -28,39 +28,30 @@ from websockets.exceptions import ConnectionClosed
 from nbstream import running, runtime, wire
 from nbstream.client.opening import open_websocket
 from nbstream.client.options import ConnectOptions
+from nbstream.client.reconnect import Reconnecting
+from nbstream.client.sync import NO_DATA, SyncTwins, Until
+from nbstream.client.turns import SocketTurns
 from nbstream.client.watchdog import Watchdog
-from nbstream.events import BINARY, PING, PONG, TEXT, EventStream
+from nbstream.events import BINARY, TEXT, EventStream
 from nbstream.logs import redacting
 from nbstream.protocol import (
-    CloseCode,
     Message,
     MessageType,
     StreamClosed,
     StreamError,
 )
-from nbstream.protocol.client_session import FINAL_ERRORS, ClientSessionCore, SendDecision
+from nbstream.protocol.client_session import ClientSessionCore, SendDecision
 from nbstream.protocol.replies import ReplyStep, reply_step
 
 logger = redacting(logging.getLogger(__name__))
 
 T = TypeVar("T")
 
-IDLE_CHECK = 0.2
-"""Seconds without a receive after which a background reader answers pings."""
-
-MAX_PENDING = 10_000
-"""Messages held for a client that does not read; beyond it reading pauses (backpressure)."""
-
 KEEP_EVENTS = 10_000
 """Frames a client keeps for ``client.events.to_frame()``."""
 
-_NO_DATA: Any = object()
 
-Until = Callable[[Message], bool]
-"""Which reply ends a :meth:`Client.request`."""
-
-
-class Client:
+class Client(SyncTwins, Reconnecting, SocketTurns):
     """A connection to a WebSocket server. Create it with :func:`nbstream.connect`.
 
     With the nbstream protocol, ``chat(text)`` sends a chat and returns everything
@@ -142,111 +133,6 @@ class Client:
         if not self.protocol.in_band_heartbeat and self.options.heartbeat_interval:
             self._spawn(self._heartbeat(opened.ws))
 
-    def _closed_error(self, exc: ConnectionClosed | None) -> StreamClosed:
-        ws = self._ws
-        code = ws.close_code if ws is not None else None
-        reason = ws.close_reason if ws is not None else ""
-        if exc is not None and exc.rcvd is not None:
-            code, reason = exc.rcvd.code, exc.rcvd.reason
-            self.core.closed_by_server(code, reason)
-        return StreamClosed(code, reason or "", self.core.last_error)
-
-    def _should_reconnect(self, closed: StreamClosed) -> bool:
-        return not self._closing and self.core.should_reconnect(
-            closed.code, can_reconnect=self.backoff is not None)
-
-    async def _reconnect(self, closed: StreamClosed) -> None:
-        """Reconnect (once for all callers) or raise the final StreamClosed."""
-        reconnecting = self._start_reconnect(closed)
-        try:
-            await asyncio.shield(reconnecting)
-        finally:
-            if self._reconnecting is not None and self._reconnecting.done():
-                self._reconnecting = None
-        if self._closed is not None:
-            raise self._closed
-
-    def _start_reconnect(self, closed: StreamClosed) -> asyncio.Task[None]:
-        """The reconnect under way, started now if there is none (requests sent from
-        now on wait in the buffer)."""
-        if self._reconnecting is None or self._reconnecting.done():
-            self.core.reconnecting = True
-            self._reconnecting = asyncio.create_task(self._reconnect_loop(closed))
-        return self._reconnecting
-
-    async def _reconnect_loop(self, closed: StreamClosed) -> None:
-        assert self.backoff is not None
-        core = self.core
-        logger.info("%s: connection lost (%s); reconnecting", self.url, closed)
-        if self.events:
-            self.events.emit("close", "client", self.session_id or "",
-                             detail={"code": closed.code, "reason": closed.reason})
-        abnormal = closed.code != CloseCode.GOING_AWAY
-        last = closed
-        for attempt in range(self.backoff.attempts):
-            await asyncio.sleep(self.backoff.delay(attempt))
-            core.resuming()
-            try:
-                await self._open()
-            except (StreamClosed, OSError, TimeoutError) as exc:
-                last = exc if isinstance(exc, StreamClosed) else StreamClosed(None, str(exc))
-                if last.code is not None:
-                    core.closed_by_server(last.code, last.reason)
-                if last.error is not None and last.error.code in FINAL_ERRORS:
-                    break
-                continue
-            self.reconnects += 1
-            await self._resumed(abnormal)
-            return
-        code, reason = core.last_close or (last.code, "")
-        gave_up = f"gave up reconnecting: {last.reason or 'no answer'}"
-        self._closed = StreamClosed(code, f"{reason} ({gave_up})" if reason else gave_up,
-                                    last.error)
-
-    async def _resumed(self, abnormal: bool) -> None:
-        """After a reconnect: report the recovery, send again what has no reply yet."""
-        assert self.welcome is not None
-        outcome = self.core.resumed(self.welcome.data, abnormal=abnormal)
-        if self.events:
-            self.events.emit("open", "client", self.session_id or "",
-                             detail={"resumed": True, "recovered": outcome.recovered})
-        if outcome.error is not None:
-            self._pending.append(Message(MessageType.ERROR, outcome.error.to_dict()))
-            logger.warning("%s: %s", self.url, outcome.error)
-        elif outcome.recovered:
-            logger.info("%s: resumed, %s message(s) replayed", self.url,
-                        self.welcome.data.get("replayed"))
-        for message in outcome.resend:
-            await self._write(message)
-
-    async def _heartbeat(self, ws: ClientConnection) -> None:
-        """WebSocket pings for protocols without in-band ones; a silent server: 1011."""
-        interval = self.options.heartbeat_interval
-        assert interval is not None
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                started = self._loop.time()
-                if self.events:
-                    self.events.emit("out", "client", self.session_id or "",
-                                     direction="c2s", opcode=PING)
-                pong = await ws.ping()
-                try:
-                    rtt = await asyncio.wait_for(pong, self.options.heartbeat_timeout)
-                except TimeoutError:
-                    logger.info("%s: no pong within %g s; closing", self.url,
-                                self.options.heartbeat_timeout)
-                    await ws.close(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
-                    return
-                if self.events:
-                    self.events.emit("in", "client", self.session_id or "",
-                                     direction="s2c", opcode=PONG,
-                                     detail={"rtt": rtt or self._loop.time() - started})
-                    self.events.emit("heartbeat", "client", self.session_id or "",
-                                     detail={"rtt": rtt})
-        except ConnectionClosed:
-            return
-
     # -- reading ---------------------------------------------------------------------------
 
     async def _read_frame(self) -> None:
@@ -275,31 +161,6 @@ class Client:
             share = len(frame) // len(messages)  # a batch: each message's share of it
             for message in messages:
                 self._deliver(message, share)
-
-    async def _read_while_idle(self) -> None:
-        try:
-            async with self._lock:
-                while len(self._pending) < MAX_PENDING:
-                    await self._read_frame()
-        except (StreamClosed, asyncio.CancelledError):
-            pass
-
-    def _on_idle(self, now: float) -> float | None:
-        """The watchdog's idle check: start the idle reader after a pause of IDLE_CHECK."""
-        if self._closed is not None or self._closing:
-            return None
-        idle_for = now - self._last_read
-        if (self._idle_reader is None and not self._receivers and not self._lock.locked()
-                and idle_for >= IDLE_CHECK):
-            self._idle_reader = asyncio.create_task(self._read_while_idle())
-            idle_for = 0.0
-        return now + max(0.01, IDLE_CHECK - idle_for)
-
-    async def _stop_idle_reader(self) -> None:
-        reader, self._idle_reader = self._idle_reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.wait([reader])
 
     def _deliver(self, message: Message, size: int, frame: str | bytes | None = None) -> None:
         """Take in one message. Never awaits: a cancelled idle reader loses nothing.
@@ -369,15 +230,15 @@ class Client:
     def _message(self, item: Any, data: Any) -> Message:
         """The message for ``send(type, data)`` (nbstream) or ``send(value)`` (any)."""
         envelope = isinstance(self.protocol, wire.EnvelopeProtocol)
-        if data is not _NO_DATA or (envelope and isinstance(item, str)):
+        if data is not NO_DATA or (envelope and isinstance(item, str)):
             if not envelope:
                 raise TypeError(f"send(type, data) is the nbstream protocol's form; with "
                                 f"protocol={self.protocol.name!r} send one value: "
                                 "client.send({...}), client.send('text') or bytes")
-            return Message(str(item), None if data is _NO_DATA else data)
+            return Message(str(item), None if data is NO_DATA else data)
         return self.protocol.to_message(item)
 
-    async def asend(self, item: Any, data: Any = _NO_DATA) -> Message:
+    async def asend(self, item: Any, data: Any = NO_DATA) -> Message:
         """Send one message; returns it (its ``id`` is what nbstream replies refer to).
 
         nbstream protocol: ``send(type, data)``. Other protocols: ``send(value)``, a
@@ -415,22 +276,6 @@ class Client:
         except TimeoutError:
             raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
         return self._pending.popleft()
-
-    async def _take_socket(self) -> None:
-        """Become the one receive reading the socket (the idle reader steps aside)."""
-        self._receivers += 1
-        try:
-            if self._idle_reader is not None:
-                await self._stop_idle_reader()
-            await self._lock.acquire()
-        except BaseException:
-            self._receivers -= 1
-            raise
-
-    def _give_socket(self) -> None:
-        self._lock.release()
-        self._receivers -= 1
-        self._last_read = self._loop.time()
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
         """Send a chat and return everything streamed back, up to and including ``end``.
@@ -535,43 +380,6 @@ class Client:
     async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         return await runtime.run_on(self._loop, coro)
 
-    # -- sync API --------------------------------------------------------------------------------
-
-    def send(self, item: Any, data: Any = _NO_DATA) -> Message:
-        """Sync twin of :meth:`asend`."""
-        return runtime.run_sync(self.asend(item, data), self._loop)
-
-    def recv(self, timeout: float | None = None) -> Message:
-        """Sync twin of :meth:`arecv`."""
-        return runtime.run_sync(self.arecv(timeout), self._loop)
-
-    def chat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
-        """Sync twin of :meth:`achat`: ``client.chat("what is 6*7?")``."""
-        return runtime.run_sync(self.achat(text, timeout, **data), self._loop)
-
-    def request(self, value: Any, until: Until | None = None,
-                timeout: float | None = None) -> list[Message]:
-        """Sync twin of :meth:`arequest`."""
-        return runtime.run_sync(self.arequest(value, until, timeout), self._loop)
-
-    def close(self) -> None:
-        """Sync twin of :meth:`aclose`."""
-        if not self._loop.is_closed():
-            runtime.run_sync(self.aclose(), self._loop)
-
-    def _close_for_all(self) -> str | None:
-        if self._closed is not None or self._loop.is_closed():
-            return None
-        self.close()
-        return f"client of {self.url} (session {self.session_id}): closed"
-
-    def __iter__(self) -> Iterator[Message]:
-        while True:
-            try:
-                yield self.recv()
-            except StreamClosed:
-                return
-
     @property
     def closed(self) -> StreamClosed | None:
         """Why the connection closed for good, or None while it is open or reconnecting."""
@@ -583,18 +391,6 @@ class Client:
         if self.welcome is None or self.reconnects == 0:
             return None
         return bool(self.welcome.data.get("recovered"))
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

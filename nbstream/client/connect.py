@@ -6,8 +6,9 @@ import inspect
 from typing import TYPE_CHECKING, Unpack
 
 from nbstream import runtime
-from nbstream.client.client import IDLE_CHECK, Client
+from nbstream.client.client import Client
 from nbstream.client.options import ConnectKwargs, ConnectOptions
+from nbstream.client.turns import IDLE_CHECK
 from nbstream.validation import signature_of
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from nbstream.loadtest.plan import LoadPlan
 from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
 from nbstream.loadtest.recorder import Tick
 from nbstream.loadtest.result import LoadResult
-from nbstream.loadtest.workers import execution_for
+from nbstream.loadtest.workers import Execution, InlineRun, ProcessRun
 from nbstream.validation import signature_of
 
 if TYPE_CHECKING:
@@ -35,6 +35,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[LoadProgress], None]
+
+
+def execution_for(plan: LoadPlan, events: EventStream, cluster: ClusterTarget | None = None,
+                  workers: int | None = None) -> Execution:
+    """Where ``plan`` runs: this loop, worker processes, or the workers of a Dask cluster.
+
+    Args:
+        plan: Without a cluster, ``plan.processes`` picks this loop (1) or that many
+            worker processes.
+        events: Receives the FlowEvents of a run on this loop.
+        cluster: A Dask client, cluster or scheduler address
+            (:class:`~nbstream.loadtest.cluster.ClusterRun`); None: this machine.
+        workers: With ``cluster``, how many of its workers to use (None: all).
+
+    Raises:
+        ImportError: for a cluster without dask.distributed installed.
+    """
+    if cluster is not None:
+        from nbstream.loadtest.cluster import ClusterRun
+
+        return ClusterRun(plan, cluster, workers)
+    return InlineRun(plan, events) if plan.processes == 1 else ProcessRun(plan)
+
 
 
 class LoadTest:

@@ -24,15 +24,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from nbstream.events import EventStream
 from nbstream.loadtest.plan import LoadPlan, PlanPart
 from nbstream.loadtest.recorder import PartialResult, Recorder, Tick
 from nbstream.loadtest.runner import Runner
-
-if TYPE_CHECKING:
-    from nbstream.loadtest.cluster import ClusterTarget
 
 TICK_INTERVAL = 0.1
 """Seconds between live ticks (about ten progress updates a second)."""
@@ -55,28 +52,6 @@ class Execution(Protocol):
     async def run(self, on_tick: OnTick) -> list[PartialResult]: ...
 
     def cancel(self) -> None: ...
-
-
-def execution_for(plan: LoadPlan, events: EventStream, cluster: ClusterTarget | None = None,
-                  workers: int | None = None) -> Execution:
-    """Where ``plan`` runs: this loop, worker processes, or the workers of a Dask cluster.
-
-    Args:
-        plan: Without a cluster, ``plan.processes`` picks this loop (1) or that many
-            worker processes.
-        events: Receives the FlowEvents of a run on this loop.
-        cluster: A Dask client, cluster or scheduler address
-            (:class:`~nbstream.loadtest.cluster.ClusterRun`); None: this machine.
-        workers: With ``cluster``, how many of its workers to use (None: all).
-
-    Raises:
-        ImportError: for a cluster without dask.distributed installed.
-    """
-    if cluster is not None:
-        from nbstream.loadtest.cluster import ClusterRun
-
-        return ClusterRun(plan, cluster, workers)
-    return InlineRun(plan, events) if plan.processes == 1 else ProcessRun(plan)
 
 
 async def _tick_until_done(task: asyncio.Task[None], tick: Callable[[], None]) -> None:

@@ -13,14 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from nbstream import wsinternals
 from nbstream.events import BINARY, PING, PONG, TEXT, EventStream
-from nbstream.protocol import CloseCode, Message, StreamError, new_id
+from nbstream.protocol import CloseCode, Message, Session, StreamError, new_id
 from nbstream.protocol.closing import CloseCause
 from nbstream.protocol.connection import (
     Action,
@@ -36,18 +36,27 @@ from nbstream.protocol.connection import (
 )
 from nbstream.protocol.ratelimit import TokenBucket
 from nbstream.server.auth import Authenticator
+from nbstream.server.options import ServerOptions
 from nbstream.server.outbox import Outbox
 from nbstream.wire import WireProtocol
-
-if TYPE_CHECKING:
-    from nbstream.server.live import LiveSession
-    from nbstream.server.options import ServerOptions
 
 logger = logging.getLogger(__name__)
 
 
+class Attached(Protocol):
+    """What a connection needs of the session it is attached to (a LiveSession)."""
+
+    session: Session
+
+    def accept(self, request: Message) -> StreamError | None:
+        """Take a request for the handler, or return the error that refuses it."""
+
+    def report(self, error: StreamError) -> None:
+        """Report ``error`` in the session's stream, never waiting."""
+
+
 class Connection:
-    """The server side of one WebSocket; attached to a :class:`LiveSession` once admitted."""
+    """The server side of one WebSocket; :attr:`live` is its session once admitted."""
 
     def __init__(self, ws: ServerConnection, protocol: WireProtocol, session_id: str,
                  options: ServerOptions, events: EventStream, *,
@@ -69,7 +78,7 @@ class Connection:
                              batch_max_size=options.batch_max_size if batching else 1,
                              batch_max_wait=options.batch_max_wait,
                              on_overflow=self._overflowed, on_batch=on_batch)
-        self.live: LiveSession | None = None
+        self.live: Attached | None = None
         self.close_code: int | None = None
         """The code this server closed with (None: the client or the network closed)."""
         self.close_reason = ""

@@ -13,21 +13,23 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbstream.protocol import Message, Session, StreamClosed
 
-if TYPE_CHECKING:
-    from nbstream.server.live import LiveSession
+Send = Callable[[Message], Awaitable[None]]
+"""Puts a message into the session's stream (``LiveSession.send``)."""
 
 
 class Conversation:
     """A session seen by a conversation handler. Read with :meth:`receive`, write with
     :meth:`send`; :attr:`session` has the id, user and your ``state`` dict."""
 
-    def __init__(self, live: LiveSession, max_waiting: int) -> None:
-        self._live = live
-        self.session: Session = live.session
+    def __init__(self, session: Session, send: Send, to_message: Callable[[Any], Message],
+                 max_waiting: int) -> None:
+        self.session = session
+        self._send = send
+        self._to_message = to_message
         self.max_waiting = max_waiting
         self._inbox: deque[Message] = deque()
         self._arrived = asyncio.Event()
@@ -50,7 +52,7 @@ class Conversation:
 
     async def send(self, item: Message | dict[str, Any] | str | bytes) -> None:
         """Send ``item`` into the session's stream; waits while the client lags."""
-        await self._live.send(self._live.protocol.to_message(item))
+        await self._send(self._to_message(item))
 
     def deliver(self, message: Message) -> bool:
         """A client message for the handler; False when too many already wait."""
@@ -71,6 +73,3 @@ class Conversation:
         """True once :meth:`end` was called."""
         return self._ended is not None
 
-
-ConversationHandler = Callable[[Conversation], Awaitable[None]]
-"""``async def handler(conversation): ...``: runs once per session."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -22,13 +21,11 @@ from nbstream.events import BINARY, TEXT, EventStream
 from nbstream.handlers import ResolvedHandler
 from nbstream.protocol import CloseCode, ErrorCode, Message, MessageType, Session, StreamError
 from nbstream.protocol.closing import CloseCause
+from nbstream.server.connection import Connection
 from nbstream.server.conversation import Conversation
+from nbstream.server.options import ServerOptions
 from nbstream.server.replies import ReplyQueue
 from nbstream.wire import Encoded, WireProtocol
-
-if TYPE_CHECKING:
-    from nbstream.server.connection import Connection
-    from nbstream.server.options import ServerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +57,8 @@ class LiveSession:
             self.replies = ReplyQueue(self._stream_reply, options.max_pending_chats,
                                       f"reply-{session.id}")
         else:
-            self.conversation = Conversation(self, options.max_pending_chats)
+            self.conversation = Conversation(session, self.send, protocol.to_message,
+                                             options.max_pending_chats)
 
     def start(self) -> None:
         """Start a conversation handler (reply handlers start with each request)."""
