@@ -8,12 +8,23 @@ const COLOURS = {
   welcome: "#1b7c83", server_shutdown: "#bc4c00", batch: "#9a6700", open: "#24292f",
   close: "#24292f", other: "#57606a",
 };
+// Strands bidi envelopes (nbstream.strands): one colour per event family, so that a
+// turn reads at a glance. First matching prefix wins; white tag text stays at 4.5:1 or
+// more on each (WCAG AA).
+const BIDI_FAMILIES = [
+  ["bidi_connection_", "#57606a"], ["bidi_response_", "#1b7c83"],
+  ["bidi_transcript_", "#0969da"], ["bidi_text_", "#1a7f37"], ["bidi_audio_", "#9a6700"],
+  ["bidi_reasoning_", "#6639ba"], ["bidi_tool_", "#8250df"], ["tool_", "#8250df"],
+  ["bidi_barge_in", "#cf222e"], ["bidi_usage", "#6e7781"], ["bidi_", "#0550ae"],
+];
 const ARROWS = { c2s: "C→S", s2c: "S→C", "": "" };
 const LANE_ROWS = 18;
 const LANE_SESSIONS = 4;
 
 function colour(type) {
   if (COLOURS[type]) return COLOURS[type];
+  const family = BIDI_FAMILIES.find(([prefix]) => type.startsWith(prefix));
+  if (family) return family[1];
   let hash = 0;
   for (const ch of type) hash = (hash * 31 + ch.charCodeAt(0)) % 360;
   return `hsl(${hash}, 55%, 40%)`;

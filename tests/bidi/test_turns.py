@@ -1,0 +1,136 @@
+"""TurnLog and TurnView on the envelopes of real agent runs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from nbstream.events import FlowEvent
+from nbstream.protocol import Message
+from nbstream.strands import TurnLog, TurnView
+from nbstream.views.commlog import CommLog, record_comms
+from tests.bidi.conftest import CALCULATOR_SCRIPT, MemoryConversation
+from tests.conftest import eventually
+
+Running = tuple[MemoryConversation, asyncio.Task[None]]
+
+
+@pytest.fixture
+def comms() -> Iterator[CommLog]:
+    with record_comms() as log:
+        yield log
+
+
+async def test_turns_of_a_conversation(running: Running) -> None:
+    conversation, _ = running
+    log = TurnLog()
+    conversation.events.subscribe(log.fold)
+
+    conversation.put("bidi_text_input", text="what is 6*7")
+    await conversation.until("bidi_response_stop")
+    await conversation.until("bidi_response_stop")
+    conversation.put("bidi_text_input", text="tell me a story")
+    await conversation.until("bidi_text_delta")
+    conversation.put("bidi_text_input", text="stop!")
+    await conversation.until("bidi_response_stop")
+    await conversation.until("bidi_response_stop")
+    half_second = base64.b64encode(bytes(16_000)).decode()
+    conversation.put("bidi_audio_input", audio=half_second)
+    conversation.put("bidi_audio_input", audio=half_second)
+    await conversation.until("bidi_response_stop")
+
+    tool_turn, story, interruption, audio = log.turns()
+    assert (tool_turn.user, tool_turn.assistant, tool_turn.text) == (
+        "what is 6*7", "6*7 is 42.", "6*7 is 42.")
+    assert [(t.name, t.input, t.status, t.result) for t in tool_turn.tools] == [
+        ("calculator", {"expression": "6*7"}, "success", "42")]
+    assert tool_turn.state == "done" and tool_turn.audio_chunks == 3
+    assert tool_turn.audio == [1_280] * 3 and tool_turn.audio_bytes == 3_840
+    assert tool_turn.first_output_at is not None and tool_turn.ended is not None
+    assert tool_turn.started <= tool_turn.first_output_at <= tool_turn.ended
+
+    assert story.state == "interrupted" and story.barge_in_at is not None
+    assert story.assistant and CALCULATOR_SCRIPT[2]["say"].startswith(story.assistant)
+    assert (interruption.user, interruption.assistant) == ("stop!", "Hello! Ask me a sum.")
+    assert audio.user == "(1.00 s of audio)" and audio.user_audio_bytes == 32_000
+    assert audio.assistant == "I heard 1.0 seconds of audio."
+    assert [t.index for t in log.turns()] == [1, 2, 3, 4]
+    assert log.sessions() == [conversation.session.id]
+    json.dumps([t.to_json() for t in log.turns()])
+
+
+def flow(kind: str, data: dict[str, object], session: str = "s", direction: str = "s2c",
+         at: float = 0.0) -> FlowEvent:
+    return FlowEvent("out", "server", session, direction="c2s" if direction == "c2s" else "s2c",
+                     message=Message(kind, data), at=at or time.time())
+
+
+def test_a_connection_closing_mid_turn_cuts_it() -> None:
+    log = TurnLog()
+    log.fold(flow("bidi_text_input", {"text": "hi"}, direction="c2s"))
+    log.fold(flow("bidi_response_start", {"response_id": "r"}))
+    assert log.turns()[0].state == "speaking"
+    assert log.fold(FlowEvent("close", "server", "s", at=1.0))
+    assert log.turns()[0].state == "cut" and log.turns()[0].ended == 1.0
+
+
+def test_the_log_is_bounded_and_ignores_other_traffic() -> None:
+    log = TurnLog(max_turns=3, max_sessions=2)
+    for session in ("a", "b", "c"):
+        for n in range(5):
+            log.fold(flow("bidi_text_input", {"text": f"{n}"}, session, "c2s"))
+    assert log.sessions() == ["b", "c"]
+    assert [t.user for t in log.turns("c")] == ["2", "3", "4"]
+    assert [t.index for t in log.turns()] == [3, 4, 5]
+    assert log.turns("gone") == []
+    assert not log.fold(flow("chat", {"text": "x"}, direction="c2s"))
+    assert not log.fold(flow("welcome", {}))
+    assert not log.fold(FlowEvent("heartbeat", "server", "c"))
+    assert not log.fold(FlowEvent("close", "server", "never-seen"))
+    with pytest.raises(ValueError):
+        TurnLog(max_turns=0)
+
+
+def test_a_response_with_nothing_waiting_continues_the_last_turn() -> None:
+    log = TurnLog()
+    log.fold(flow("bidi_transcript_delta", {"role": "user", "delta": "spoken"}))
+    log.fold(flow("bidi_response_start", {}))
+    log.fold(flow("bidi_transcript_delta", {"role": "assistant", "delta": "ok"}))
+    log.fold(flow("bidi_audio_delta", {"audio_bytes": 640, "binary": True}))
+    log.fold(flow("bidi_response_stop", {}))
+    log.fold(flow("bidi_response_start", {}))
+    log.fold(flow("error", {"code": "INVALID_MESSAGE", "message": "bad base64"}))
+    log.fold(flow("bidi_response_stop", {}))
+    (turn,) = log.turns()
+    assert (turn.user, turn.assistant, turn.audio_bytes) == ("spoken", "ok", 640)
+    assert turn.notes == ["bad base64"]
+
+
+async def test_turn_view_follows_the_latest_session_with_few_pushes(
+        running: Running, comms: CommLog) -> None:
+    conversation, _ = running
+    view = TurnView(conversation, title="agent")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(3):
+        conversation.put("bidi_text_input", text="what is 1+1")
+        await conversation.until("bidi_response_stop")
+        await conversation.until("bidi_response_stop")
+    await eventually(lambda: "1+1 is 2." in view.turns_json and view.total_turns == 3,
+                     what="the view shows three answered turns")
+    seconds = loop.time() - started
+    shown = json.loads(view.turns_json)
+    assert [t["state"] for t in shown] == ["done"] * 3
+    assert view.sessions == [conversation.session.id]
+    assert comms.updates(view) <= 10 * seconds + 3  # throttled, whatever the event count
+    assert view.pushes >= 1
+    view.session = "someone-else"
+    await eventually(lambda: view.turns_json == "[]", what="an unknown session shows nothing")
+    assert "0 turns" in repr(view)
+    view.close()
+    view.close()
