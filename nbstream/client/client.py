@@ -141,7 +141,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
             raise self._closed
         assert self._ws is not None
         try:
-            frame = await self._ws.recv(decode=False if self.protocol.resumable else None)
+            frame = await self._ws.recv()
         except ConnectionClosed as exc:
             closed = self._closed_error(exc)
             if not self._should_reconnect(closed):
@@ -171,8 +171,6 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         if not self.core.received(message):
             return  # replayed, and we already have it
         if self.events:
-            if self.protocol.resumable and isinstance(frame, bytes):
-                frame = frame.decode(errors="replace")  # nbstream reads text frames as bytes
             self.events.emit("in", "client", self.session_id or "", direction="s2c",
                              message=message, size=size,
                              opcode=BINARY if isinstance(frame, bytes) else TEXT,

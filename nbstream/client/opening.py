@@ -69,7 +69,7 @@ async def _welcome(ws: ClientConnection, options: ConnectOptions, protocol: Wire
                    ) -> Opened:
     """Read the welcome (or the error that refuses the connection)."""
     try:
-        first = await asyncio.wait_for(ws.recv(decode=False), options.open_timeout)
+        first = await asyncio.wait_for(ws.recv(), options.open_timeout)
     except ConnectionClosed as exc:
         raise _refused(ws, exc, None) from None
     welcome, early, error = None, [], None

@@ -71,7 +71,7 @@ class LiveSession:
     def _record(self, message: Message) -> Encoded:
         """Give ``message`` its position (resumable protocols), keep it, return its frame."""
         session, protocol = self.session, self.protocol
-        if protocol.resumable:
+        if protocol.resumable and protocol.in_stream(message):
             message = msgspec.structs.replace(message, id=session.next_id())
             encoded = protocol.encode(message)
             offset = session.record_out(encoded.data)

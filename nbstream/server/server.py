@@ -60,6 +60,9 @@ class Server:
         self.path = "/" + path.strip("/")
         self.options = options
         self.protocol = wire.create(options.protocol, type_key=options.type_key)
+        if self.handler.conversation is not None and options.protocol == "nbstream":
+            # A conversation reads every message a client sends, binary frames too.
+            self.protocol = wire.EnvelopeProtocol(requests=None, binary=True)
         """How frames become messages (``protocol=``; see nbstream.wire)."""
         self.events = EventStream()
         """Every connection and message, for views and statistics (see nbstream.events)."""

@@ -67,6 +67,10 @@ class WireProtocol(ABC):
     def encode(self, message: Message) -> Encoded:
         """The frame that carries ``message``."""
 
+    def in_stream(self, message: Message) -> bool:
+        """Whether ``message`` takes a position in a resumable session's stream."""
+        return True
+
     # -- a server ending replies and reporting errors ---------------------------------------
 
     def end_of_reply(self, request: Message) -> Message | None:

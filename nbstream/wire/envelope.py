@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from nbstream.protocol import (
-    CLIENT_TYPES,
     SUBPROTOCOL,
     Message,
     MessageType,
@@ -29,9 +28,21 @@ _CONTROL: dict[str, Incoming] = {
 }
 
 
+BINARY = "binary"
+"""The type of a binary frame's message (``data`` is the bytes)."""
+
+_CONTROL_TYPES = frozenset({MessageType.PING, MessageType.PONG, MessageType.AUTH})
+
+
 class EnvelopeProtocol(WireProtocol):
-    """The nbstream envelope. ``request_types`` are the types a client may send
-    besides ``ping``, ``pong`` and ``auth`` (``{"chat"}``; None: any type)."""
+    """The nbstream envelope.
+
+    ``requests`` are the types a client may send besides ``ping``, ``pong`` and
+    ``auth``: ``{"chat"}`` for reply handlers, None (any type) for conversation
+    handlers. With ``binary``, binary frames travel too, as ``Message("binary",
+    bytes)`` both ways: outside the session's stream (no position, no replay on
+    resume), for payloads such as audio that base64 would inflate.
+    """
 
     name = "nbstream"
     subprotocol = SUBPROTOCOL
@@ -39,12 +50,15 @@ class EnvelopeProtocol(WireProtocol):
     resumable = True
     ends_replies = True
 
-    def __init__(self, request_types: frozenset[str] | None = None) -> None:
-        self.request_types = request_types
-        self._allowed = CLIENT_TYPES if request_types is None else (
-            CLIENT_TYPES | request_types if request_types else None)
+    def __init__(self, requests: frozenset[str] | None = frozenset({MessageType.CHAT}), *,
+                 binary: bool = False) -> None:
+        self.requests = requests
+        self.binary = binary
+        self._allowed = None if requests is None else _CONTROL_TYPES | requests
 
     def decode_request(self, frame: str | bytes) -> Message | StreamError:
+        if self.binary and not isinstance(frame, str):
+            return Message(BINARY, bytes(frame))
         return parse_client_frame(frame, self._allowed)
 
     def incoming(self, message: Message) -> Incoming:
@@ -56,6 +70,8 @@ class EnvelopeProtocol(WireProtocol):
             return item
         if isinstance(item, str):
             return Message(MessageType.CONTENT, {"text": item})
+        if self.binary and isinstance(item, bytes | bytearray | memoryview):
+            return Message(BINARY, bytes(item))
         if isinstance(item, dict) and isinstance(item.get("type"), str):
             extra = {k: item[k] for k in ("id", "timestamp") if isinstance(item.get(k), str)}
             return Message(item["type"], item.get("data"), **extra)
@@ -65,7 +81,13 @@ class EnvelopeProtocol(WireProtocol):
         )
 
     def encode(self, message: Message) -> Encoded:
+        if message.type == BINARY and isinstance(message.data, bytes):
+            return Encoded(message.data, False)
         return Encoded(encode(message), True)
+
+    def in_stream(self, message: Message) -> bool:
+        """Binary frames go outside the session's stream (no position, no replay)."""
+        return not (message.type == BINARY and isinstance(message.data, bytes))
 
     def end_of_reply(self, request: Message) -> Message:
         return Message(MessageType.END, {"reply_to": request.id})
@@ -78,6 +100,8 @@ class EnvelopeProtocol(WireProtocol):
                        {"reason": "server shutting down", "grace_period": grace_period})
 
     def decode_replies(self, frame: str | bytes) -> list[Message]:
+        if not isinstance(frame, str):
+            return [Message(BINARY, bytes(frame))]
         return parse_server_frame(frame)
 
     def ping(self, ping_id: str) -> Message:
