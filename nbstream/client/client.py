@@ -40,6 +40,7 @@ from nbstream.protocol import (
 )
 from nbstream.protocol.client_session import FINAL_ERRORS, ClientSessionCore, SendDecision
 from nbstream.protocol.replies import ReplyStep, reply_step
+from nbstream.redact import redact_url
 
 logger = redacting(logging.getLogger(__name__))
 
@@ -73,6 +74,8 @@ class Client:
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop,
                  options: ConnectOptions) -> None:
         self.url = url
+        self._shown_url = redact_url(url)
+        """``url`` as reprs and messages show it: a ``?token=`` in it is redacted."""
         self.options = options
         self.timeout = options.timeout
         self.auto_pong = options.auto_pong
@@ -413,7 +416,7 @@ class Client:
                 finally:
                     self._give_socket()
         except TimeoutError:
-            raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
+            raise TimeoutError(f"no message from {self._shown_url} within {timeout} s") from None
         return self._pending.popleft()
 
     async def _take_socket(self) -> None:
@@ -563,7 +566,7 @@ class Client:
         if self._closed is not None or self._loop.is_closed():
             return None
         self.close()
-        return f"client of {self.url} (session {self.session_id}): closed"
+        return f"client of {self._shown_url} (session {self.session_id}): closed"
 
     def __iter__(self) -> Iterator[Message]:
         while True:
@@ -598,5 +601,5 @@ class Client:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return (f"<nbstream.Client {self.url} protocol={self.protocol.name} "
+        return (f"<nbstream.Client {self._shown_url} protocol={self.protocol.name} "
                 f"session={self.session_id} {state}>")
