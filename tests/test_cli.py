@@ -6,10 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 import nbstream
 from nbstream.cli import parse_args
@@ -103,6 +109,11 @@ def test_settings_come_from_the_environment_and_the_command_line_wins() -> None:
     (["serve"], {"NBSTREAM_REDIS_PASSWORD": "pw"}, "a Redis password is set"),
     (["serve"], {"NBSTREAM_AUTH_TOKEN": "a" * 20, "NBSTREAM_AUTH_USERS": "ann:" + "b" * 20},
      "auth is set twice ($NBSTREAM_AUTH_TOKEN and $NBSTREAM_AUTH_USERS)"),
+    (["serve"], {"NBSTREAM_AUTH_USERS": f"ann:{'a' * 20}\nbob:{'a' * 20}"},
+     "$NBSTREAM_AUTH_USERS, line 2: the same token as line 1"),
+    (["serve"], {"NBSTREAM_AUTH_USERS": f"# users\n{'b' * 20}"},
+     "$NBSTREAM_AUTH_USERS, line 2: expected USER:TOKEN"),
+    (["serve"], {"NBSTREAM_AUTH_TOKEN": "  \n"}, "the auth token in $NBSTREAM_AUTH_TOKEN is empty"),
 ])
 def test_bad_values_are_one_line_and_exit_2(args: list[str], env: dict[str, str],
                                            expected: str) -> None:
@@ -111,3 +122,39 @@ def test_bad_values_are_one_line_and_exit_2(args: list[str], env: dict[str, str]
     assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert all(secret not in done.stderr for secret in ("a" * 20, "b" * 20, "pw'"))
+
+
+def test_serve_takes_tls_origins_and_users_from_files_and_the_environment(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    users = tmp_path / "users"
+    users.write_text("# who may connect\nalice: tok-alice-0123456789\n\nbob:tok-bob-0123456789\n")
+    process = NbstreamProcess(
+        ["serve", "--port", "0", "--handler", "echo", "--tls-cert", str(cert)],
+        env={**os.environ, "NBSTREAM_TLS_KEY": str(key), "NBSTREAM_AUTH_USERS_FILE": str(users),
+             "NBSTREAM_ALLOWED_ORIGINS": "https://app.example", "NBSTREAM_LOG_LEVEL": "info"})
+    try:
+        url = re.search(r"wss://[^\s\"]+",
+                        process.wait_for(lambda line: "serving wss://" in line))
+        assert url is not None
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        client = nbstream.connect(url.group(), token="tok-bob-0123456789", ssl=context)
+        assert client.welcome is not None
+        assert client.chat("hi", timeout=TIMEOUT)[0].text == "hi"
+        client.close()
+        with pytest.raises(nbstream.StreamClosed, match="HTTP 401"):
+            nbstream.connect(url.group(), token="tok-carol-0123456789", ssl=context)
+        with pytest.raises(InvalidStatus, match="403"):
+            with ws_connect(url.group(), ssl=context, origin=Origin("https://evil.example"),
+                            open_timeout=TIMEOUT):
+                pass
+        assert process.wait_for(lambda line: "authentication: 2 user(s) from" in line)
+    finally:
+        assert process.stop() == 0
+    assert not any("tok-" in line for line in process.lines)
