@@ -133,7 +133,7 @@ def test_serve_takes_tls_origins_and_users_from_files_and_the_environment(
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     users = tmp_path / "users"
-    users.write_text("# who may connect\nalice: tok-alice-0123456789\n\nbob:tok-bob-0123456789\n")
+    users.write_text("# who may connect\nalice: tok-alice\n\nbob:tok-bob-0123456789\n")
     process = NbstreamProcess(
         ["serve", "--port", "0", "--handler", "echo", "--tls-cert", str(cert)],
         env={**os.environ, "NBSTREAM_TLS_KEY": str(key), "NBSTREAM_AUTH_USERS_FILE": str(users),
@@ -155,6 +155,7 @@ def test_serve_takes_tls_origins_and_users_from_files_and_the_environment(
                             open_timeout=TIMEOUT):
                 pass
         assert process.wait_for(lambda line: "authentication: 2 user(s) from" in line)
+        assert process.wait_for(lambda line: "token of alice is shorter than 16" in line)
     finally:
         assert process.stop() == 0
     assert not any("tok-" in line for line in process.lines)

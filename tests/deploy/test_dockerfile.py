@@ -146,6 +146,8 @@ def test_image_command_serves_health_and_stops_gracefully_on_sigterm(
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
             assert server.wait(args.grace + ServerOptions().close_timeout) == 0
             assert run_healthcheck(image, image_args.port, port) != 0
+            # The image alone serves 0.0.0.0 without auth, and says so.
+            assert "serving on 0.0.0.0 without authentication" in log_path.read_text()
         finally:
             if server.poll() is None:
                 server.kill()
