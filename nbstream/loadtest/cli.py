@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
             processes=args.processes, cluster=args.cluster, progress=not args.no_progress,
             **headers,
         )
-    except (ValueError, ImportError) as exc:  # bad arguments; --cluster without Dask
+    except (TypeError, ValueError, ImportError) as exc:  # bad arguments; --cluster, no Dask
         raise UsageError(str(exc)) from None
     print(result)
     status = PASSED
