@@ -1,26 +1,26 @@
 """Logging helpers: websockets' own log lines, with credentials taken out.
 
-websockets logs each handshake's request line at DEBUG, query string included. A
-browser client has to put its token there (``?token=...``), so nbstream gives
-websockets loggers of its own whose filter rewrites ``token=<value>`` to
-``token=[redacted]`` before any handler sees the record.
+websockets logs each handshake's request line and headers, and every frame, at
+DEBUG. A browser client has to put its token in the query string (``?token=...``),
+scripts send ``Authorization: Bearer ...`` and some clients an ``auth`` message, so
+nbstream gives websockets loggers of its own whose filter rewrites every secret
+(:func:`nbstream.redact.redact_text`) before any handler sees the record.
+``nbstream serve`` puts the same filter on its log handler, for every logger.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
-_TOKEN = re.compile(r"(?i)((?:^|[?&\s])token=)[^&\s]+")
-_BEARER = re.compile(r"(?i)(authorization:\s*bearer\s+)\S+")
+from nbstream.redact import redact_text
 
 
 class RedactTokens(logging.Filter):
-    """Replaces token values in a record's formatted message."""
+    """Replaces secret values (tokens, passwords) in a record's formatted message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _BEARER.sub(r"\1[redacted]", _TOKEN.sub(r"\1[redacted]", message))
+        redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -42,6 +42,7 @@ from nbstream.protocol import (
 )
 from nbstream.protocol.client_session import ClientSessionCore, SendDecision
 from nbstream.protocol.replies import ReplyStep, reply_step
+from nbstream.redact import redact_url
 
 logger = redacting(logging.getLogger(__name__))
 
@@ -64,6 +65,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
     def __init__(self, url: str, loop: asyncio.AbstractEventLoop,
                  options: ConnectOptions) -> None:
         self.url = url
+        self._shown_url = redact_url(url)
+        """``url`` as reprs and messages show it: a ``?token=`` in it is redacted."""
         self.options = options
         self.timeout = options.timeout
         self.auto_pong = options.auto_pong
@@ -272,7 +275,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
                 finally:
                     self._give_socket()
         except TimeoutError:
-            raise TimeoutError(f"no message from {self.url} within {timeout} s") from None
+            raise TimeoutError(f"no message from {self._shown_url} within {timeout} s") from None
         return self._pending.popleft()
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any) -> list[Message]:
@@ -392,5 +395,5 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return (f"<nbstream.Client {self.url} protocol={self.protocol.name} "
+        return (f"<nbstream.Client {self._shown_url} protocol={self.protocol.name} "
                 f"session={self.session_id} {state}>")

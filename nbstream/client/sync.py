@@ -24,6 +24,7 @@ class SyncTwins:
     """``send``, ``recv``, ``chat``, ``request``, ``close``, iteration and ``with``."""
 
     url: str
+    _shown_url: str
     _loop: asyncio.AbstractEventLoop
     _closed: StreamClosed | None
 
@@ -69,7 +70,7 @@ class SyncTwins:
         if self._closed is not None or self._loop.is_closed():
             return None
         self.close()
-        return f"client of {self.url} (session {self.session_id}): closed"
+        return f"client of {self._shown_url} (session {self.session_id}): closed"
 
     def __iter__(self) -> Iterator[Message]:
         while True:

@@ -1,18 +1,50 @@
-"""``nbstream load URL``: run a load test from a terminal and print its summary.
+"""nbstream load URL: run a load test from a terminal, print its summary, judge it.
 
-Example: ``nbstream load ws://127.0.0.1:8000/ws --connections 200 --rate 2000
---duration 10 --out results.parquet``; then ``nbstream.LoadResult.read_parquet``.
+Example: nbstream load ws://127.0.0.1:8000/ws --connections 200 --rate 2000
+--duration 10 --max-p99 0.05 --out results.parquet; then
+nbstream.LoadResult.read_parquet("results.parquet").
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbstream.cliargs import UsageError, fraction, positive_float, read_secret
+from nbstream.loadtest.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from nbstream.loadtest.result import LoadResult
+
+PASSED, FAILED, USAGE, NOT_WRITTEN = 0, 1, 2, 3
+"""Exit statuses of ``nbstream load`` (see EXIT_STATUSES)."""
+
+EXIT_STATUSES = """\
+exit status:
+  0  the run met its thresholds: by default, no connection and no message failed
+  1  it did not (each failed threshold is printed on stderr, one line each)
+  2  bad arguments or an --out path that cannot be written: nothing was run
+  3  the results could not be written to --out at the end; the line on stderr says
+     where they were written instead
+
+A connection fails when its handshake fails or when the server ends it before
+answering anything (e.g. TOO_MANY_CONNECTIONS, UNAUTHORIZED). A message fails with
+any error code in the summary (errors.<CODE>), NOT_SENT included.
+--max-error-rate R allows up to that fraction of failed connections and of failed
+messages (each); --accept-errors allows any; --max-p99 S also fails the run when the
+p99 latency (from each message's due time, latency_corrected) is above S seconds.
+"""
 
 
 def configure_load(parser: argparse.ArgumentParser) -> None:
     """Add the ``load`` sub-command's arguments to ``parser``."""
     parser.description = __doc__
+    parser.epilog = EXIT_STATUSES
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("url", help="ws:// or wss:// URL of the server to test")
     parser.add_argument("--connections", type=int, default=100,
                         help="concurrent connections (default 100)")
@@ -32,6 +64,9 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
                              "echo server)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds for a handshake or an answer (default 30)")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help="file holding the token to send as 'Authorization: Bearer' "
+                             "(or set NBSTREAM_TOKEN) [env NBSTREAM_TOKEN_FILE]")
     parser.add_argument("--processes", type=int,
                         help="worker processes to spread connections over (default 1); "
                              "with --cluster, how many of its workers (default all)")
@@ -40,26 +75,94 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
                              "needs pip install 'nbstream[dask]'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", metavar="PATH.parquet",
-                        help="also write every row to this parquet file")
+                        help="also write every row to this parquet file (checked before "
+                             "the run starts)")
+    errors = parser.add_mutually_exclusive_group()
+    errors.add_argument("--max-error-rate", type=fraction, default=0.0, metavar="RATE",
+                        help="fraction of connections, and of messages, that may fail "
+                             "(default 0: any failure fails the run)")
+    errors.add_argument("--accept-errors", action="store_true",
+                        help="errors never fail the run (thresholds still apply)")
+    parser.add_argument("--max-p99", type=positive_float, metavar="SECONDS",
+                        help="fail the run when the p99 latency is above this")
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from nbstream.loadtest.launch import load_test
 
+    thresholds = Thresholds(1.0 if args.accept_errors else args.max_error_rate, args.max_p99)
+    if args.out:
+        check_writable(args.out)
+    token = read_secret("token", args.token_file, "NBSTREAM_TOKEN", os.environ)
+    headers = {"additional_headers": {"Authorization": f"Bearer {token[0]}"}} if token else {}
     try:
         result = load_test(
             args.url, connections=args.connections, messages=args.messages, rate=args.rate,
             duration=args.duration, ramp_up=args.ramp_up, payload=args.payload,
             message_type=None if args.raw else args.message_type, timeout=args.timeout,
             processes=args.processes, cluster=args.cluster, progress=not args.no_progress,
+            **headers,
         )
-    except (ValueError, ImportError) as exc:  # bad arguments; --cluster without Dask
-        print(f"nbstream load: {exc}", file=sys.stderr)
-        return 2
+    except (TypeError, ValueError, ImportError) as exc:  # bad arguments; --cluster, no Dask
+        raise UsageError(str(exc)) from None
     print(result)
-    if args.out:
-        result.to_parquet(args.out)
-        print(f"rows written to {args.out}; read them with "
-              f"nbstream.LoadResult.read_parquet({args.out!r})")
-    return 0 if result.messages["error"].isna().any() else 1
+    status = PASSED
+    summary = {str(metric): float(value) for metric, value in result.summary()["value"].items()}
+    for violation in thresholds.violations(summary):
+        print(f"nbstream load: failed: {violation}", file=sys.stderr)
+        status = FAILED
+    if args.out and not save_results(result, args.out):
+        status = NOT_WRITTEN
+    return status
+
+
+def check_writable(path: str) -> None:
+    """Make sure a results file can be written at ``path`` before a run starts.
+
+    Raises:
+        UsageError: ``path`` is a directory, its directory does not exist, or writing
+            there is not allowed; nothing is left behind.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--out {path} is a directory; name a file in it, e.g. "
+                         f"{target / 'results.parquet'}")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {path}: the directory {target.parent} does not exist")
+    existed = target.exists()
+    try:
+        with target.open("ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be written: {exc.strerror}") from None
+    if not existed:
+        target.unlink()
+
+
+def save_results(result: LoadResult, path: str, fallback_dir: str | None = None) -> bool:
+    """Write ``result`` to ``path``; if that fails, to a new file in ``fallback_dir``
+    (the temporary directory), saying where on stderr. True when ``path`` was written.
+    """
+    try:
+        result.to_parquet(path)
+    except Exception as exc:  # whatever pyarrow raises, the measurements must not be lost
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        print(f"rows written to {path}; read them with "
+              f"nbstream.LoadResult.read_parquet({path!r})")
+        return True
+    handle, fallback = tempfile.mkstemp(prefix="nbstream-load-", suffix=".parquet",
+                                        dir=fallback_dir)
+    os.close(handle)
+    try:
+        result.to_parquet(fallback)
+    except Exception as again:  # say so: the summary was printed above
+        os.unlink(fallback)
+        print(f"nbstream load: could not write {path} ({reason}) nor {fallback} "
+              f"({type(again).__name__}: {again}); only the summary above remains",
+              file=sys.stderr)
+    else:
+        print(f"nbstream load: could not write {path} ({reason}); the results are in "
+              f"{fallback}", file=sys.stderr)
+    return False

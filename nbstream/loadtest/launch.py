@@ -178,7 +178,7 @@ class LoadTest:
         if self.done:
             return None
         self.cancel()
-        return f"load test of {self.plan.url}: cancelled ({_describe(self.progress())})"
+        return f"load test of {self.plan.shown_url}: cancelled ({_describe(self.progress())})"
 
     # -- the result -----------------------------------------------------------------------
 
@@ -200,14 +200,14 @@ class LoadTest:
 
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
-        return f"<LoadTest {self.plan.url} {state}: {_describe(self.progress())}>"
+        return f"<LoadTest {self.plan.shown_url} {state}: {_describe(self.progress())}>"
 
     def _repr_html_(self) -> str:
         future = self._future
         if future.done() and not future.cancelled() and future.exception() is None:
             return future.result()._repr_html_()
         state = "done" if self.done else "running"
-        return (f"<div><b>load test of {html.escape(self.plan.url)}</b> — {state}: "
+        return (f"<div><b>load test of {html.escape(self.plan.shown_url)}</b> — {state}: "
                 f"{html.escape(_describe(self.progress()))}</div>")
 
 
@@ -233,7 +233,7 @@ def start_load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> 
     plan = opts.plan(target)
     test = LoadTest(plan, runtime.home_loop(), opts.cluster, opts.processes)
     if opts.progress:
-        test.subscribe(ProgressBar(plan.planned, f"load test {plan.url}"))
+        test.subscribe(ProgressBar(plan.planned, f"load test {plan.shown_url}"))
     test._start()
     return test
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from nbstream.redact import redact_url, redact_value
+
 if TYPE_CHECKING:
     from nbstream.server import Server
 
@@ -139,11 +141,20 @@ class LoadPlan:
             for index in range(n)
         ]
 
+    @property
+    def shown_url(self) -> str:
+        """The target URL as results, logs and progress bars show it (tokens redacted)."""
+        return redact_url(self.url)
+
     def parameters(self) -> dict[str, Any]:
-        """The plan as JSON-compatible values (callables and objects become their repr)."""
+        """The plan as JSON-compatible values (callables and objects become their repr).
+
+        Secrets are redacted (a ``?token=`` in the URL, ``Authorization`` and other
+        credential headers in ``connect_options``): these values are shown and stored.
+        """
         payload = self.payload
         fields = {
-            "target": self.url,
+            "target": self.shown_url,
             "model": self.model,
             "connections": self.connections,
             "messages": self.messages,
@@ -157,7 +168,7 @@ class LoadPlan:
             "planned": self.planned,
             "connect_options": dict(self.connect_options),
         }
-        parameters: dict[str, Any] = json.loads(json.dumps(fields, default=repr))
+        parameters: dict[str, Any] = redact_value(json.loads(json.dumps(fields, default=repr)))
         return parameters
 
 

@@ -28,6 +28,7 @@ from nbstream.loadtest.recorder import (
     decode_histogram,
     new_histogram,
 )
+from nbstream.loadtest.thresholds import failed_connections
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +165,7 @@ class LoadResult:
         m, c = self.messages, self.connections
         rows: list[tuple[str, float, str]] = [
             ("connections", len(c), "count"),
-            ("connections_failed", int(c["connected_at"].isna().sum()), "count"),
+            ("connections_failed", int(failed_connections(c).sum()), "count"),
         ]
         rows += [(f"connection_errors.{code}", n, "count")
                  for code, n in _counts(c["error"]).items()]

@@ -35,6 +35,7 @@ from nbstream.loadtest.recorder import (
     http_error,
 )
 from nbstream.protocol import Message, MessageType, StreamError, encode, parse_server_frame
+from nbstream.redact import redact_text
 
 WATCHDOG_INTERVAL = 0.1
 """Seconds between checks for overdue messages (how late a TIMEOUT may be declared)."""
@@ -264,7 +265,7 @@ class Runner:
                 self.events.emit("open", "client", conn.session)
             return True
         record.closed_ns = recorder.clock()
-        record.error, record.close_reason = error, reason[:200]
+        record.error, record.close_reason = error, redact_text(reason)[:200]
         return False
 
     async def _close(self, conn: _Connection) -> None:

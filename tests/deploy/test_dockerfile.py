@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 
 from nbstream import ServerOptions
 from tests.conftest import TIMEOUT
-from tests.deploy.conftest import DEPLOY, HEALTH_PATH, METRICS_PATH, ROOT, serve_args
+from tests.deploy.conftest import DEPLOY, HEALTH_PATH, METRICS_PATH, ROOT, pinned, serve_args
 from tests.deploy.dockerfile import Stage, stages
 
 
@@ -92,6 +92,7 @@ def test_image_exposes_its_port_and_checks_its_health_path(
 def test_venv_is_made_with_the_python_it_runs_on() -> None:
     build, final = stages(DEPLOY / "Dockerfile")
     assert build.base == final.base  # a venv points at its interpreter's exact path
+    assert pinned(final.base), final.base
     assert build.name and any(copy[0] == f"--from={build.name}" for copy in final.copies)
 
 
@@ -145,6 +146,8 @@ def test_image_command_serves_health_and_stops_gracefully_on_sigterm(
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
             assert server.wait(args.grace + ServerOptions().close_timeout) == 0
             assert run_healthcheck(image, image_args.port, port) != 0
+            # The image alone serves 0.0.0.0 without auth, and says so.
+            assert "serving on 0.0.0.0 without authentication" in log_path.read_text()
         finally:
             if server.poll() is None:
                 server.kill()
