@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from nbstream.client import Client, StreamClosed, aconnect, connect
 from nbstream.events import EventStream, FlowEvent
+from nbstream.faults import FaultProxy, aproxy, proxy
 from nbstream.handlers import Agent, run_in_thread
 from nbstream.loadtest import (
     LoadProgress,
@@ -24,7 +25,6 @@ from nbstream.loadtest import (
     start_load_test,
 )
 from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
-from nbstream.proxy import FaultProxy, aproxy, proxy  # after every import that loads it
 from nbstream.running import stop_all
 from nbstream.server import (
     ConnectionInfo,

@@ -18,7 +18,7 @@ import ipywidgets as w
 
 from nbstream import runtime
 from nbstream.events import FlowEvent
-from nbstream.proxy import FaultHandle, FaultProxy
+from nbstream.faults import FaultHandle, FaultProxy
 from nbstream.views import html
 from nbstream.views.flowlog import clock
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle

@@ -75,7 +75,7 @@ class Unit:
     detail: dict[str, Any] | None = None
     """For notes: what the fault did."""
     decoded: Any = field(default=None, compare=False)
-    """Cache for :func:`nbstream.proxy.frames.decode_unit`."""
+    """Cache for :func:`nbstream.faults.frames.decode_unit`."""
 
     @classmethod
     def of_signal(cls, signal: Signal) -> Unit:

@@ -3,7 +3,7 @@
 This is the one module of nbstream that parses WebSocket frames itself, and the
 only one that uses ``websockets.frames.Frame.parse`` (documented in its source,
 not in websockets' reference pages). :data:`TESTED_WEBSOCKETS` says which major
-versions it was tested with; ``tests/proxy/test_frames.py`` fails loudly if the
+versions it was tested with; ``tests/faults/test_frames.py`` fails loudly if the
 installed websockets parses differently.
 
 Every frame is kept as the exact bytes that arrived, so an untouched message leaves
@@ -24,8 +24,8 @@ from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Frame, Opcode
 from websockets.version import version as websockets_version
 
+from nbstream.faults.units import FrameSpan, Unit, UnitKind, Way
 from nbstream.protocol import Message
-from nbstream.proxy.units import FrameSpan, Unit, UnitKind, Way
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ MAX_HEAD = 64 * 1024
 _major = int(websockets_version.split(".")[0])
 if _major not in TESTED_WEBSOCKETS:  # pragma: no cover - depends on the installation
     logger.warning("nbstream's fault proxy was tested with websockets %d-%d, not %s; "
-                   "run tests/proxy/test_frames.py", TESTED_WEBSOCKETS.start,
+                   "run tests/faults/test_frames.py", TESTED_WEBSOCKETS.start,
                    TESTED_WEBSOCKETS.stop - 1, websockets_version)
 
 _CONTROL = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})

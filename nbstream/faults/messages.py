@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nbstream.faults.frames import decode_unit
+from nbstream.faults.stage import Stage, Tally
+from nbstream.faults.units import Unit, UnitKind
 from nbstream.protocol import Message
-from nbstream.proxy.frames import decode_unit
-from nbstream.proxy.stage import Stage, Tally
-from nbstream.proxy.units import Unit, UnitKind
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The asyncio shell of the fault proxy: moves bytes between two sockets per link.
 
 A :class:`LinkShell` owns one proxied connection: the client's socket, the socket
-it opens to the target, the core :class:`~nbstream.proxy.pipe.Link`, one timer per
+it opens to the target, the core :class:`~nbstream.faults.pipe.Link`, one timer per
 direction (armed at the pipe's deadline) and flow control. It stops reading a
 sender while that direction holds more than :data:`HIGH_WATER` bytes or while the
 receiver's socket is full, so a stalled or slowed direction pushes back on the
@@ -16,9 +16,9 @@ import socket
 import struct
 from collections.abc import Callable
 
-from nbstream.proxy.faults import Fault
-from nbstream.proxy.pipe import Link
-from nbstream.proxy.units import Note, Signal, Way
+from nbstream.faults.pipe import Link
+from nbstream.faults.units import Note, Signal, Way
+from nbstream.faults.vocabulary import Fault
 
 logger = logging.getLogger(__name__)
 

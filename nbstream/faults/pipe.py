@@ -5,7 +5,7 @@ the order they were added), turns them into bytes, and runs those through its by
 stages (TCP-level faults). A :class:`Link` is one proxied connection: the readers
 that turn each direction's bytes into units, and the two pipes. Time comes in as
 ``now`` and randomness from the ``rng`` given, so tests drive both with a fake
-clock and no sockets; :mod:`nbstream.proxy.shell` moves the bytes.
+clock and no sockets; :mod:`nbstream.faults.shell` moves the bytes.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import random
 from collections import deque
 from typing import Any
 
+from nbstream.faults.frames import StreamReader, decode_unit
+from nbstream.faults.stage import Stage
+from nbstream.faults.units import Item, Note, Signal, Unit, UnitKind, Way
+from nbstream.faults.vocabulary import Fault
 from nbstream.protocol import Message, MessageType
-from nbstream.proxy.faults import Fault
-from nbstream.proxy.frames import StreamReader, decode_unit
-from nbstream.proxy.stage import Stage
-from nbstream.proxy.units import Item, Note, Signal, Unit, UnitKind, Way
 
 
 class Pipe:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 import struct
 
-from nbstream.proxy.faults import Fault, make_fault
-from nbstream.proxy.pipe import Link, Pipe
-from nbstream.proxy.units import Item, Unit, UnitKind
+from nbstream.faults.pipe import Link, Pipe
+from nbstream.faults.units import Item, Unit, UnitKind
+from nbstream.faults.vocabulary import Fault, make_fault
 
 REQUEST = (b"GET /ws?session_id=s1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import random
 
-from nbstream.proxy.faults import Fault
-from nbstream.proxy.frames import FrameReader
-from nbstream.proxy.pipe import Link
-from nbstream.proxy.units import Note, Way
-from tests.proxy.wire import MASK, Driver, envelope, fault, frame, open_link
+from nbstream.faults.frames import FrameReader
+from nbstream.faults.pipe import Link
+from nbstream.faults.units import Note, Way
+from nbstream.faults.vocabulary import Fault
+from tests.faults.wire import MASK, Driver, envelope, fault, frame, open_link
 
 CONTENT, END = frame(envelope("content", "a")), frame(envelope("end"))
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from nbstream.proxy import messages, tcp
-from nbstream.proxy.stage import Report, Stage, Tally
-from nbstream.proxy.units import Way
+from nbstream.faults import messages, tcp
+from nbstream.faults.stage import Report, Stage, Tally
+from nbstream.faults.units import Way
 
 Direction = Literal["up", "down", "both"]
 """``up``: client to server; ``down``: server to client; ``both``."""

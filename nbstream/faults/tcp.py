@@ -2,7 +2,7 @@
 
 Each acts on bytes as they would travel over TCP, whatever the messages inside;
 see docs/faults.md for the table against Toxiproxy's toxics. Resets never travel
-through a stage: a pipe acts on :data:`~nbstream.proxy.units.Signal.RESET` at once.
+through a stage: a pipe acts on :data:`~nbstream.faults.units.Signal.RESET` at once.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from nbstream.proxy.stage import Report, Stage
-from nbstream.proxy.units import Item, Signal
+from nbstream.faults.stage import Report, Stage
+from nbstream.faults.units import Item, Signal
 
 _ENDS = (Signal.EOF, Signal.CLOSE)
 

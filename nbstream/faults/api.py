@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from nbstream import running, runtime
-from nbstream.proxy.eventlog import ProxyEvents
-from nbstream.proxy.faults import Direction, Fault, make_fault
-from nbstream.proxy.frames import decode_unit, payload_of
-from nbstream.proxy.pipe import Link
-from nbstream.proxy.shell import LinkShell
-from nbstream.proxy.units import Note
+from nbstream.faults.eventlog import ProxyEvents
+from nbstream.faults.frames import decode_unit, payload_of
+from nbstream.faults.pipe import Link
+from nbstream.faults.shell import LinkShell
+from nbstream.faults.units import Note
+from nbstream.faults.vocabulary import Direction, Fault, make_fault
 
 if TYPE_CHECKING:
     from nbstream.server import Server

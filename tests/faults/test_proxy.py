@@ -18,7 +18,7 @@ from websockets.exceptions import InvalidHandshake
 import nbstream
 from nbstream.protocol import Backoff
 from tests.conftest import TIMEOUT, ServerFactory, eventually, eventually_sync
-from tests.proxy.conftest import ProxyFactory, contents, numbered
+from tests.faults.conftest import ProxyFactory, contents, numbered
 
 FAST = Backoff(base=0.01, cap=0.05, attempts=50)
 
@@ -198,7 +198,7 @@ async def test_an_unreachable_target_resets_the_client(start_proxy: ProxyFactory
     with pytest.raises(InvalidHandshake):  # the connection dropped before any answer
         await nbstream.aconnect(proxy.url, reconnect=False, open_timeout=TIMEOUT)
     await eventually(lambda: any(e.kind == "close" for e in proxy.events.recent))
-    closed = [e for e in proxy.events.recent if e.kind == "close"][0]
+    closed = next(e for e in proxy.events.recent if e.kind == "close")
     assert closed.detail is not None and "target unreachable" in closed.detail["how"]
 
 

@@ -1,6 +1,6 @@
 """Reading frames with websockets' parser: the fence around Frame.parse, and the readers.
 
-If these fail after a websockets upgrade, nbstream/proxy/frames.py must follow the
+If these fail after a websockets upgrade, nbstream/faults/frames.py must follow the
 new parser before the proxy can be trusted again.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 from websockets.version import version as websockets_version
 
-from nbstream.protocol import Message
-from nbstream.proxy.frames import (
+from nbstream.faults.frames import (
     MAX_HEAD,
     TESTED_WEBSOCKETS,
     FrameReader,
@@ -19,14 +18,15 @@ from nbstream.proxy.frames import (
     StreamReader,
     decode_unit,
 )
-from nbstream.proxy.units import UnitKind
-from tests.proxy.wire import MASK, REQUEST, RESPONSE, envelope, frame
+from nbstream.faults.units import UnitKind
+from nbstream.protocol import Message
+from tests.faults.wire import MASK, REQUEST, RESPONSE, envelope, frame
 
 
 def test_the_installed_websockets_is_a_tested_one() -> None:
     assert int(websockets_version.split(".")[0]) in TESTED_WEBSOCKETS, (
         f"websockets {websockets_version} is not one the proxy's frame reader was tested "
-        "with: check nbstream/proxy/frames.py against its Frame.parse, then widen "
+        "with: check nbstream/faults/frames.py against its Frame.parse, then widen "
         "TESTED_WEBSOCKETS")
 
 

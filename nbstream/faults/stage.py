@@ -1,7 +1,7 @@
 """A stage: one fault acting on one direction of one connection (Toxiproxy's toxic).
 
 A pipe is a chain of stages. Each stage takes items in with the time they reached
-it (:meth:`Stage.push`), holds them in a :class:`~nbstream.proxy.units.TimedQueue`
+it (:meth:`Stage.push`), holds them in a :class:`~nbstream.faults.units.TimedQueue`
 and gives them out when due (:meth:`Stage.take`); :meth:`Stage.deadline` says when
 it next has something. Stages never read a clock: ``at`` and ``now`` are passed in,
 and their randomness comes from the ``rng`` they are given, so a seeded proxy
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic
 
-from nbstream.proxy.units import T, TimedQueue
+from nbstream.faults.units import T, TimedQueue
 
 Report = Callable[[dict[str, Any]], None]
 """How a stage says what it did: ``report({"fault": "latency", "ms": 50, ...})``."""
@@ -34,7 +34,7 @@ class Stage(Generic[T]):
 
     Subclasses declare their parameters as annotated attributes; :meth:`configure`
     sets them (at creation, and again when the fault is updated while it runs) from
-    parameters already checked by :mod:`nbstream.proxy.faults`.
+    parameters already checked by :mod:`nbstream.faults.vocabulary`.
     """
 
     name = ""

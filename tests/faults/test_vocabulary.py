@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbstream.proxy.faults import KINDS, make_fault
+from nbstream.faults.vocabulary import KINDS, make_fault
 
 
 @pytest.mark.parametrize(("name", "params", "expected"), [
@@ -30,7 +30,7 @@ def test_mistakes_are_named(name: str, params: dict[str, object], expected: str)
 
 
 def test_direction_and_probability_are_checked() -> None:
-    with pytest.raises(ValueError, match="direction must be 'up' .* got 'sideways'"):
+    with pytest.raises(ValueError, match=r"direction must be 'up' .* got 'sideways'"):
         make_fault("x", "drop", "sideways", 1.0, {})
     with pytest.raises(ValueError, match="probability must be a number from 0 to 1, got 2"):
         make_fault("x", "drop", "down", 2, {})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import statistics
 
-from nbstream.proxy.faults import Fault
-from nbstream.proxy.pipe import Pipe
-from nbstream.proxy.units import Signal, Unit, UnitKind
-from tests.proxy.wire import Driver, fault, raw
+from nbstream.faults.pipe import Pipe
+from nbstream.faults.units import Signal, Unit, UnitKind
+from nbstream.faults.vocabulary import Fault
+from tests.faults.wire import Driver, fault, raw
 
 
 def driver(*faults: Fault, seed: int = 1) -> Driver:
