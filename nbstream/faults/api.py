@@ -126,8 +126,16 @@ class FaultProxy:
         """The port it listens on (bound already, so :attr:`url` is known at once)."""
         running.track(self, "proxy", FaultProxy._stop_for_all)
 
-    async def _start(self) -> None:
-        self._server = await self._loop.create_server(self._accept, sock=self._socket)
+    async def astart(self) -> FaultProxy:
+        """Start accepting connections; :func:`proxy` and :func:`aproxy` do this for you.
+
+        The port is bound when the object is made, so its :attr:`url` is known before
+        it serves; connections made before then wait in the listen queue.
+        """
+        if self._server is None:
+            self._server = await runtime.run_on(
+                self._loop, self._loop.create_server(self._accept, sock=self._socket))
+        return self
 
     # -- what it is ---------------------------------------------------------------------
 
@@ -372,9 +380,7 @@ def _target_url(target: str | Server) -> str:
 
 async def aproxy(target: str | Server, *, seed: int | None = None, port: int = 0) -> FaultProxy:
     """Start a fault proxy from async code; see :func:`proxy`."""
-    faults = FaultProxy(_target_url(target), port=port, seed=seed)
-    await runtime.run_on(faults._loop, faults._start())
-    return faults
+    return await FaultProxy(_target_url(target), port=port, seed=seed).astart()
 
 
 def proxy(target: str | Server, *, seed: int | None = None, port: int = 0) -> FaultProxy:
@@ -394,5 +400,4 @@ def proxy(target: str | Server, *, seed: int | None = None, port: int = 0) -> Fa
         ``proxy.add("latency", ms=50)``, ``proxy.cut()``, ``proxy.stop()``.
     """
     faults = FaultProxy(_target_url(target), port=port, seed=seed)
-    runtime.run_sync(faults._start(), faults._loop)
-    return faults
+    return runtime.run_sync(faults.astart(), faults._loop)

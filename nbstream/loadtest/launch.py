@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import dataclasses
 import html
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from nbstream import running, runtime
 from nbstream.events import EventStream
+from nbstream.loadtest.faults import FaultEntry, FaultRun, check_schedule
 from nbstream.loadtest.plan import LoadPlan, Payload
 from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
 from nbstream.loadtest.recorder import Tick
@@ -43,8 +46,11 @@ class LoadTest:
     """
 
     def __init__(self, plan: LoadPlan, loop: asyncio.AbstractEventLoop,
-                 cluster: ClusterTarget | None = None, workers: int | None = None) -> None:
+                 cluster: ClusterTarget | None = None, workers: int | None = None,
+                 faults: FaultRun | None = None) -> None:
         self.plan = plan
+        self.faults = faults
+        """The fault proxy and schedule the load goes through (``faults=``), if any."""
         self.events = EventStream()
         """FlowEvents of a run on this loop (one process, no cluster): "open"/"close",
         "out" (c2s) and "in" (s2c), source "client", session_id = the connection index.
@@ -71,9 +77,14 @@ class LoadTest:
         self._task.add_done_callback(self._settle)
 
     async def _run(self) -> LoadResult:
-        parts = await self._execution.run(self._on_ticks)
+        faults = self.faults
+        async with faults.applied() if faults else contextlib.nullcontext():
+            parts = await self._execution.run(self._on_ticks)
         # "processes": the parts that ran (a cluster's workers are known only now)
-        return LoadResult.from_parts(parts, {**self.plan.parameters(), "processes": len(parts)})
+        parameters = {**self.plan.parameters(), "processes": len(parts)}
+        if faults is not None:
+            parameters.update(faults.parameters(parts))
+        return LoadResult.from_parts(parts, parameters)
 
     def _on_ticks(self, ticks: list[tuple[int, Tick]]) -> None:
         with self._lock:
@@ -197,7 +208,8 @@ def start_load_test(
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
     timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
+    cluster: ClusterTarget | None = None, progress: bool = True,
+    faults: Iterable[FaultEntry] | None = None, **connect_options: Any,
 ) -> LoadTest:
     """Start a load test in the background and return its :class:`LoadTest` at once.
 
@@ -213,7 +225,15 @@ def start_load_test(
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
         processes=1 if processes is None else processes, connect_options=connect_options,
     )
-    test = LoadTest(plan, runtime.home_loop(), cluster, processes)
+    run = None
+    if faults is not None:
+        if cluster is not None:
+            raise ValueError("faults= sends the load through a proxy on 127.0.0.1, which a "
+                             "cluster's workers cannot reach: drop cluster= or faults=")
+        schedule = check_schedule(faults)
+        run = FaultRun(plan.url, schedule, runtime.home_loop())
+        plan = dataclasses.replace(plan, url=run.url)
+    test = LoadTest(plan, runtime.home_loop(), cluster, processes, run)
     if progress:
         test.subscribe(ProgressBar(plan.planned, f"load test {plan.url}"))
     test._start()
@@ -225,7 +245,8 @@ def load_test(
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
     timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
+    cluster: ClusterTarget | None = None, progress: bool = True,
+    faults: Iterable[FaultEntry] | None = None, **connect_options: Any,
 ) -> LoadResult:
     """Load-test a WebSocket server and return the measurements as a :class:`LoadResult`.
 
@@ -261,6 +282,11 @@ def load_test(
             per worker; rows and histograms merge as with ``processes``. Needs
             ``pip install 'nbstream[dask]'`` and nbstream on the workers.
         progress: Show a tqdm progress bar (a widget in a notebook).
+        faults: Run the load through a fault proxy with this schedule:
+            ``[(start_s, duration_s, fault, params), ...]``, e.g. ``(2, 3, "latency",
+            {"ms": 100, "direction": "both"})`` (see docs/faults.md). The result's
+            ``timeseries`` and ``plot()`` mark the windows; ``summary()`` adds figures
+            inside and outside them.
         **connect_options: Passed to ``websockets.asyncio.client.connect`` (e.g.
             ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``).
 
@@ -271,7 +297,8 @@ def load_test(
     test = start_load_test(
         target, connections=connections, messages=messages, rate=rate, duration=duration,
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, cluster=cluster, progress=progress, **connect_options,
+        processes=processes, cluster=cluster, progress=progress, faults=faults,
+        **connect_options,
     )
     try:
         return test.result()
@@ -285,13 +312,15 @@ async def aload_test(
     rate: float | None = None, duration: float | None = None, ramp_up: float = 0.0,
     payload: Payload = "Test message {i}", message_type: str | None = "chat",
     timeout: float = 30.0, processes: int | None = None,
-    cluster: ClusterTarget | None = None, progress: bool = True, **connect_options: Any,
+    cluster: ClusterTarget | None = None, progress: bool = True,
+    faults: Iterable[FaultEntry] | None = None, **connect_options: Any,
 ) -> LoadResult:
     """Async twin of :func:`load_test`: ``result = await nbstream.aload_test(url)``."""
     test = start_load_test(
         target, connections=connections, messages=messages, rate=rate, duration=duration,
         ramp_up=ramp_up, payload=payload, message_type=message_type, timeout=timeout,
-        processes=processes, cluster=cluster, progress=progress, **connect_options,
+        processes=processes, cluster=cluster, progress=progress, faults=faults,
+        **connect_options,
     )
     try:
         return await test.aresult()
