@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from nbstream import running, runtime
 from nbstream.events import EventStream
@@ -193,6 +193,8 @@ class Client:
             raise StreamClosed(None, f"handshake refused with HTTP {status}",
                                StreamError(code, f"HTTP {status}",
                                            details={"status": status})) from None
+        except InvalidHandshake as exc:  # dropped mid-handshake; a reconnect tries again
+            raise StreamClosed(None, f"opening handshake failed: {exc}") from None
         self._ws = ws
         if self._auth_message is not None:
             await ws.send(encode(Message(MessageType.AUTH, {"token": self._auth_message})),

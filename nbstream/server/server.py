@@ -443,7 +443,10 @@ class Server:
             live.connection = None
             live.detached_at = time.monotonic()
         code = _close_code(ws)
-        resumable = code in _RESUMABLE_CLOSES and conn.close_code != CloseCode.INTERNAL_ERROR
+        # a handler that raised ends the session; a missed heartbeat (also 1011) keeps it
+        handler_failed = (conn.close_code == CloseCode.INTERNAL_ERROR
+                          and conn.close_reason != _HEARTBEAT_TIMEOUT)
+        resumable = code in _RESUMABLE_CLOSES and not handler_failed
         if live.connection is None and (self._stopping or not resumable):
             await self._end_session(live, forget=not (self._stopping and self.backplane.shared))
         if self.events:
@@ -501,7 +504,7 @@ class Server:
                 elif action is HeartbeatAction.TIMED_OUT:
                     logger.info("session %s missed its heartbeat; closing", live.session.id,
                                 extra=live.session.log_fields)
-                    conn.close_soon(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
+                    conn.close_soon(CloseCode.INTERNAL_ERROR, _HEARTBEAT_TIMEOUT)
             for user in [u for u in self._user_buckets if not self._admission.count(u)]:
                 del self._user_buckets[user]
 
@@ -704,6 +707,8 @@ async def _refuse(ws: ServerConnection, error: StreamError) -> None:
 
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_HEARTBEAT_TIMEOUT = "heartbeat timeout"
+"""The close reason of a peer that missed its heartbeat (1011); its session waits for it."""
 
 _RESUMABLE_CLOSES = frozenset({1006, CloseCode.INTERNAL_ERROR, 1012, CloseCode.TRY_AGAIN_LATER,
                                1014, CloseCode.SLOW_CONSUMER})

@@ -133,6 +133,20 @@ async def test_a_cut_mid_stream_is_resumed_with_nothing_lost_or_doubled(
     await client.aclose()
 
 
+async def test_reconnects_cut_during_their_handshake_are_retried(
+        start_proxy: ProxyFactory, start_server: ServerFactory) -> None:
+    proxy = await start_proxy(await start_server(numbered))
+    client = await nbstream.aconnect(proxy.url, reconnect=FAST)
+    chat = asyncio.create_task(client.achat("count", n=40, timeout=TIMEOUT * 2))
+    await asyncio.sleep(0.1)
+    reset = proxy.add("reset_peer", ms=0)  # every answer, handshakes too, is reset
+    await eventually(lambda: sum(e.kind == "close" for e in proxy.events.recent) >= 3)
+    reset.remove()
+    assert contents(await chat) == [str(i) for i in range(40)]
+    assert client.reconnects == 1 and client.recovered is True
+    await client.aclose()
+
+
 async def test_a_half_open_connection_is_found_by_the_heartbeat_in_time(
         start_proxy: ProxyFactory, start_server: ServerFactory,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -154,6 +168,22 @@ async def test_a_half_open_connection_is_found_by_the_heartbeat_in_time(
     # the bound, plus 0.1 s for the event loop of a busy machine to wake up
     assert found - silent <= interval + timeout + tick + 0.1, found - silent
     await eventually(lambda: any(e.kind == "close" for e in proxy.events.recent))
+    await client.aclose()
+
+
+async def test_a_half_open_connection_found_by_the_heartbeat_is_resumed(
+        start_proxy: ProxyFactory, start_server: ServerFactory) -> None:
+    server = await start_server(numbered, heartbeat_interval=0.2, heartbeat_timeout=0.2,
+                                close_timeout=0.2)
+    proxy = await start_proxy(server)
+    client = await nbstream.aconnect(proxy.url, reconnect=FAST)
+    chat = asyncio.create_task(client.achat("count", n=80, timeout=TIMEOUT * 2))
+    await asyncio.sleep(0.2)
+    silence = proxy.add("timeout", ms=0, direction="both")
+    await eventually(lambda: any(e.kind == "close" for e in proxy.events.recent))
+    silence.remove()
+    assert contents(await chat) == [str(i) for i in range(80)]  # the session waited
+    assert client.reconnects == 1 and client.recovered is True
     await client.aclose()
 
 
