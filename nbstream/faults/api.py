@@ -107,7 +107,7 @@ class FaultProxy:
         self.events = ProxyEvents()
         """Faults applied (kind ``fault``), connections opened and closed, and while
         someone subscribes every message forwarded (``out``), all with source
-        ``proxy``; ``proxy.events.to_frame()`` lists the recent ones."""
+        ``proxy``; ``proxy.events.to_frame()`` lists the recent faults and connections."""
         self._target = (parts.hostname, parts.port or 80)
         self._path = urlunsplit(("", "", parts.path or "/", parts.query, ""))
         self._loop = loop or runtime.home_loop()

@@ -1,9 +1,9 @@
-"""The proxy's event stream, which also keeps its recent events as a table.
+"""The proxy's event stream, which also keeps its faults and connections as a table.
 
-Faults applied and connections opened or closed are always published (they are
-rare); a message forwarded is published only while someone subscribes, so an
-unwatched proxy pays nothing per message. Everything published is kept, up to
-``keep`` events, for :meth:`ProxyEvents.to_frame`.
+Faults applied and connections opened or closed are always published and kept, up
+to ``keep`` events, for :meth:`ProxyEvents.to_frame`: they are rare. A message
+forwarded is published only while someone subscribes (an unwatched proxy pays
+nothing per message) and is not kept (it may be megabytes).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ KEEP = 10_000
 
 
 class ProxyEvents(EventStream):
-    """An :class:`~nbstream.events.EventStream` that remembers its last ``keep`` events."""
+    """An :class:`~nbstream.events.EventStream` that remembers its last ``keep`` events
+    other than messages."""
 
     def __init__(self, keep: int = KEEP) -> None:
         super().__init__()
@@ -30,16 +31,17 @@ class ProxyEvents(EventStream):
         """The events published, oldest first."""
 
     def publish(self, event: FlowEvent) -> None:
-        """Keep ``event``, then hand it to every subscriber."""
-        self.recent.append(event)
+        """Keep ``event`` (unless it is a message), then hand it to every subscriber."""
+        if event.kind != "out":
+            self.recent.append(event)
         super().publish(event)
 
     def to_frame(self, kind: str | None = None) -> pd.DataFrame:
         """The kept events as a DataFrame, one row each, oldest first.
 
-        Columns: ``at`` (UTC), ``kind`` (``fault``, ``out`` for a message forwarded,
-        ``open``, ``close``), ``direction`` (``c2s``/``s2c``), ``session_id``,
-        ``fault`` (its name), ``type`` (the message's type), ``size``, ``detail``.
+        Columns: ``at`` (UTC), ``kind`` (``fault``, ``open``, ``close``), ``direction``
+        (``c2s``/``s2c``), ``session_id``, ``fault`` (its name), ``type`` (the type of
+        the message it touched), ``size``, ``detail``.
 
         Args:
             kind: Keep only events of this kind, e.g. ``"fault"``.

@@ -42,8 +42,6 @@ class Pipe:
         self._notes: list[Note] = []
         self._waiting: deque[tuple[int, Note]] = deque()
         """Notes due once the bytes before them are written (so they show in order)."""
-        self.ended = False
-        """A signal went out: nothing more will."""
 
     # -- faults ----------------------------------------------------------------------
 
@@ -76,11 +74,6 @@ class Pipe:
             self._bytes_through(now, items, position)
         self._settle_notes()
 
-    @property
-    def fault_ids(self) -> list[str]:
-        """The faults acting on this direction, in order."""
-        return [*self._messages, *self._bytes]
-
     # -- data ---------------------------------------------------------------------------
 
     def push(self, units: list[Unit], now: float) -> None:
@@ -100,8 +93,6 @@ class Pipe:
         if self.frozen:
             return []
         out, self._out = self._out, []
-        if any(isinstance(item, Signal) for item in out):
-            self.ended = True
         return out
 
     def notes(self) -> list[Note]:

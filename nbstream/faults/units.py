@@ -157,6 +157,3 @@ class TimedQueue(Generic[T]):
     def deadline(self) -> float | None:
         """When the first item is due, or None if the queue is empty."""
         return self._items[0][0] if self._items else None
-
-    def __len__(self) -> int:
-        return len(self._items)

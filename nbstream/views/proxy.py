@@ -18,7 +18,7 @@ import ipywidgets as w
 
 from nbstream import runtime
 from nbstream.events import FlowEvent
-from nbstream.faults import FaultHandle, FaultProxy
+from nbstream.faults import KINDS, FaultHandle, FaultProxy
 from nbstream.views import html
 from nbstream.views.flowlog import clock
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
@@ -70,7 +70,7 @@ class ProxyView(w.VBox):  # type: ignore[misc]
         self.jitter_ms = w.IntSlider(0, min=0, max=500, step=5, description="jitter ms")
         self.kbps = w.IntSlider(100, min=1, max=2000, description="bandwidth kB/s")
         self.chance = w.FloatSlider(0.2, min=0.0, max=1.0, step=0.05, description="chance")
-        self.switches = {name: w.ToggleButton(description=name, tooltip=f"{name} on/off")
+        self.switches = {name: w.ToggleButton(description=name, tooltip=KINDS[name].summary)
                          for name in [*TCP_FAMILIES, *MESSAGE_FAMILIES]}
         self.pause_button = w.ToggleButton(description="pause", icon="pause",
                                            tooltip="freeze both directions")

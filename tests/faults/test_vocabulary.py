@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nbstream.faults.vocabulary import KINDS, make_fault
@@ -48,7 +50,15 @@ def test_defaults_fill_in_and_updates_are_checked_too() -> None:
         fault.with_params(times=-3)
 
 
-def test_every_fault_has_a_summary_and_tcp_ones_name_their_toxiproxy_toxic() -> None:
+def test_docs_faults_md_has_a_row_for_every_fault_naming_its_toxiproxy_toxic() -> None:
+    table = (Path(__file__).parents[2] / "docs" / "faults.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()
+            if line.startswith("| `")}
+    assert set(rows) == set(KINDS)
     for kind in KINDS.values():
         assert kind.summary
-        assert bool(kind.toxiproxy) == (kind.layer == "tcp"), kind.name
+        level = "TCP" if kind.layer == "tcp" else "WebSocket"
+        assert f"| {level} |" in rows[kind.name], kind.name
+        toxic = kind.toxiproxy.split(" ")[0] if kind.toxiproxy else "none"
+        assert rows[kind.name].rstrip(" |").split("|")[-1].strip().startswith(
+            f"`{toxic}`" if kind.toxiproxy else "none"), kind.name
