@@ -155,3 +155,21 @@ async def test_an_upward_stall_holds_chats_while_the_server_still_gets_through(
     stall.remove()
     assert (await client.arecv(timeout=TIMEOUT)).text == "held"
     await client.aclose()
+
+
+async def test_a_seed_makes_the_same_choices_over_real_sockets(
+        start_proxy: ProxyFactory, start_server: ServerFactory) -> None:
+    server = await start_server(numbered)
+
+    async def survivors(seed: int) -> list[str]:
+        proxy = await start_proxy(server, seed=seed)
+        proxy.add("drop", match="content", probability=0.5)
+        client = await nbstream.aconnect(proxy.url)
+        got = contents(await client.achat("count", n=40))
+        await client.aclose()
+        return got
+
+    first = await survivors(11)
+    assert 5 < len(first) < 35
+    assert await survivors(11) == first
+    assert await survivors(12) != first
