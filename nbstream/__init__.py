@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from nbstream.client import Client, StreamClosed, aconnect, connect
 from nbstream.events import EventStream, FlowEvent
+from nbstream.faults import FaultProxy, aproxy, proxy
 from nbstream.handlers import Agent, run_in_thread
 from nbstream.loadtest import (
     LoadProgress,
@@ -35,7 +36,7 @@ from nbstream.server import (
 )
 
 if TYPE_CHECKING:
-    from nbstream.views import FlowView, LoadTestView, ServerView
+    from nbstream.views import FlowView, LoadTestView, ProxyView, ServerView
 
 try:
     __version__ = version("nbstream")
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectionInfo",
     "ErrorCode",
     "EventStream",
+    "FaultProxy",
     "FlowEvent",
     "FlowView",
     "LoadProgress",
@@ -56,6 +58,7 @@ __all__ = [
     "LoadTestView",
     "Message",
     "MessageType",
+    "ProxyView",
     "Server",
     "ServerOptions",
     "ServerView",
@@ -66,9 +69,11 @@ __all__ = [
     "StreamError",
     "aconnect",
     "aload_test",
+    "aproxy",
     "aserve",
     "connect",
     "load_test",
+    "proxy",
     "run_in_thread",
     "serve",
     "start_load_test",
@@ -78,7 +83,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     """Load the views (ipywidgets, about 0.6 s to import) on first use only."""
-    if name in ("FlowView", "LoadTestView", "ServerView"):
+    if name in ("FlowView", "LoadTestView", "ProxyView", "ServerView"):
         from nbstream import views
 
         return getattr(views, name)

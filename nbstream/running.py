@@ -16,6 +16,9 @@ KINDS = ("load test", "client", "proxy", "server")
 """What :func:`stop_all` stops, in this order: load tests before the clients they use,
 proxies before the servers behind them."""
 
+PLURAL = {"load test": "load tests", "client": "clients", "proxy": "proxies",
+          "server": "servers"}
+
 Stop = Callable[[Any], str | None]
 """Stops one object; returns what it did ("stopped in 0.1 s: ...") or None when the
 object had already stopped and there was nothing to do."""
@@ -45,7 +48,7 @@ class StopAllReport:
         lines = []
         for kind, done in self.stopped.items():
             if done:
-                lines.append(f"{len(done)} {kind}{'s' if len(done) != 1 else ''}:")
+                lines.append(f"{len(done)} {kind if len(done) == 1 else PLURAL[kind]}:")
                 lines.extend(f"  {line}" for line in done)
         return "\n".join(lines)
 

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbstream.cliargs import UsageError, fraction, positive_float, read_secret
 from nbstream.loadtest.thresholds import Thresholds
@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     token = read_secret("token", args.token_file, "NBSTREAM_TOKEN", os.environ)
-    headers = {"additional_headers": {"Authorization": f"Bearer {token[0]}"}} if token else {}
+    headers: dict[str, Any] = (
+        {"additional_headers": {"Authorization": f"Bearer {token[0]}"}} if token else {})
     try:
         result = load_test(
             args.url, connections=args.connections, messages=args.messages, rate=args.rate,

@@ -9,7 +9,7 @@ does not know but websockets' ``connect`` does (``additional_headers``,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -20,6 +20,7 @@ from nbstream.validation import count, kind, number, seconds, validate
 
 if TYPE_CHECKING:
     from nbstream.loadtest.cluster import ClusterTarget
+    from nbstream.loadtest.faults import FaultEntry
     from nbstream.server import Server
 
 CONNECT_KEYWORDS = frozenset(inspect.signature(ws_connect.__init__).parameters) - {
@@ -47,6 +48,7 @@ class LoadTestOptions:
     processes: int | None = field(default=None, metadata=count(1, optional=True))
     cluster: ClusterTarget | None = None
     progress: bool = field(default=True, metadata=kind(bool, description="True or False"))
+    faults: Iterable[FaultEntry] | None = None
     connect_options: Mapping[str, Any] = field(default_factory=dict)
     """websockets ``connect`` keywords for every connection."""
 
@@ -99,3 +101,4 @@ class LoadTestKwargs(TypedDict, total=False):
     processes: int | None
     cluster: ClusterTarget | None
     progress: bool
+    faults: Iterable[FaultEntry] | None

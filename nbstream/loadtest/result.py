@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbstream.loadtest import faults
 from nbstream.loadtest.recorder import (
     HISTOGRAMS,
     Columns,
@@ -113,6 +114,8 @@ class LoadResult:
         bucket's end) and the p50/p99 latency (seconds) of the messages completed in it.
 
         ``p99_corrected`` is the p99 of ``latency_corrected`` (the open model's view).
+        A test run with ``faults=`` also has ``fault``: the faults in force during the
+        second ("" for none).
         """
         import pandas as pd
 
@@ -140,6 +143,8 @@ class LoadResult:
         frame["p50"] = groups["latency"].quantile(0.5).reindex(index)
         frame["p99"] = groups["latency"].quantile(0.99).reindex(index)
         frame["p99_corrected"] = groups["latency_corrected"].quantile(0.99).reindex(index)
+        if windows := faults.windows_of(self.parameters):
+            frame["fault"] = faults.per_second(windows, buckets)
         return frame
 
     def summary(self) -> pd.DataFrame:
@@ -150,7 +155,9 @@ class LoadResult:
         first send and the last outcome (``duration``). ``send_lag`` is how late messages left after
         their intended time (the open model's timetable, kept to about a millisecond).
         The test's parameters, versions and start time are in ``.attrs``; ``print(result)``
-        shows the same table with readable units.
+        shows the same table with readable units. A test run with ``faults=`` adds
+        ``inside_faults.*`` and ``outside_faults.*`` rows (requests, errors, throughput,
+        p50, p99 of messages sent inside a fault window, and outside all of them).
         """
         import pandas as pd
 
@@ -188,7 +195,7 @@ class LoadResult:
         ]
         for name in ("latency", "latency_corrected", "ttft", "ttft_corrected"):
             rows += _percentiles(name, self.histograms[name], PERCENTILES, with_max=True)
-        return rows
+        return rows + faults.inside_outside(m, faults.windows_of(self.parameters))
 
     # -- comparing and plotting --------------------------------------------------------
 
@@ -241,6 +248,7 @@ class LoadResult:
                           label=f"{prefix}p99 corrected")
             errors.bar(ts.index + i * width, ts["errors"], width=width, align="edge",
                        color=color, label=name or None)
+            faults.shade((rate, tail, errors), faults.windows_of(run.parameters))
         cdf.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of messages",
                 title="Latency CDF")
         rate.set(xlabel="seconds", ylabel="messages/s", title="Throughput (completed)")

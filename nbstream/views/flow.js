@@ -6,7 +6,7 @@ const COLOURS = {
   chat: "#1f6feb", content: "#2da44e", tool_use: "#8250df", tool_result: "#a371f7",
   error: "#cf222e", invalid: "#cf222e", end: "#6e7781", ping: "#0a7ea4", pong: "#0a7ea4",
   welcome: "#1b7c83", server_shutdown: "#bc4c00", batch: "#9a6700", open: "#24292f",
-  close: "#24292f", other: "#57606a",
+  close: "#24292f", other: "#57606a", fault: "#bc4c00",
 };
 // Strands bidi envelopes (nbstream.strands): one colour per event family, so that a
 // turn reads at a glance. First matching prefix wins; white tag text stays at 4.5:1 or
@@ -159,7 +159,7 @@ function render({ model, el }) {
     const selected = model.get("selected");
     $("tbody").innerHTML = rows
       .map(([seq, clock, dir, session, type, bytes, preview, user]) =>
-        `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}" data-seq="${seq}">` +
+        `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}${type === "fault" ? " nbs-fault" : ""}" data-seq="${seq}">` +
         `<td>${esc(clock)}</td><td class="nbs-dir-${dir || "none"}">${ARROWS[dir] ?? ""}</td>` +
         `<td title="${esc(user ? `${session} (${user})` : session)}">${esc(short(session))}</td>` +
         `<td><span class="nbs-type-tag" style="background:${colour(type)}">${esc(type)}</span></td>` +

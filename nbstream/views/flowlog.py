@@ -82,6 +82,12 @@ def make_row(seq: int, event: FlowEvent) -> FlowRow:
     """Render one event into a row (called at flush time, never on the data path)."""
     message = event.message
     detail = event.detail or {}
+    if event.kind == "fault":  # a fault proxy acted: a row between the messages it touched
+        facts = {k: v for k, v in detail.items() if k != "fault" and v not in (None, "")}
+        summary = " ".join([str(detail.get("fault", "")), *(f"{k}={v}" for k, v in facts.items())])
+        return FlowRow(seq, event.at, clock(event.at), event.direction or "", event.session_id,
+                       event.user, "fault", int(detail.get("size", 0)), _cut(summary, PREVIEW),
+                       json.dumps(detail, default=str))
     if message is not None:
         encoded = encode(message)
         text = encoded.decode()
@@ -90,7 +96,7 @@ def make_row(seq: int, event: FlowEvent) -> FlowRow:
                        _cut(msgspec.json.encode(message.data).decode(), PREVIEW),
                        _cut(text, MAX_JSON))
     if event.direction is not None:  # a frame that failed validation
-        raw = detail.get("raw", b"")
+        raw = detail.get("raw", event.payload or b"")
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         return FlowRow(seq, event.at, clock(event.at), event.direction, event.session_id,
                        event.user, INVALID, event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
@@ -130,7 +136,7 @@ class FlowLog:
             return False
         self._incoming.append(event)
         direction = event.direction
-        if direction is not None:
+        if direction is not None and event.kind != "fault":
             message = event.message
             key = str(message.type) if message is not None else INVALID
             counts = self.counts

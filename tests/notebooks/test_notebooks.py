@@ -16,7 +16,8 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WORKSHOP = ["01-quickstart", "02-message-design", "03-connection-lifecycle",
-            "04-errors-and-limits", "05-memory", "06-load-testing"]
+            "04-errors-and-limits", "05-memory", "06-load-testing",
+            "09-when-the-network-misbehaves"]
 BUDGET = 60.0
 """Seconds a notebook may take, kernel start included."""
 
