@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 
 import nbstream
 from nbstream.protocol import Message, Session
-from tests.conftest import TIMEOUT, ServerFactory
+from tests.conftest import TIMEOUT, ServerFactory, eventually
 
 CLIENTS = 50
 CHATS = 20
@@ -97,7 +97,8 @@ async def test_broadcast_never_waits_for_a_stuck_client(start_server: ServerFact
     server = await start_server(flood_or_echo, send_timeout=60.0, max_queue_bytes=QUEUE_BYTES)
     stuck = await connect(server.url, max_queue=1, max_size=None)
     await stuck.send(json.dumps({"type": "chat", "data": {"text": "flood"}}))
-    await asyncio.sleep(0.3)  # its socket is full now
+    await eventually(lambda: any(info.queued_bytes > QUEUE_BYTES // 2
+                                 for info in server.connections.values()))  # it is stuck
     healthy = await nbstream.aconnect(server.url)
     started = time.perf_counter()
     for i in range(20):
