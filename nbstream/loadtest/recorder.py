@@ -12,7 +12,6 @@ all their rows (:func:`histogram_of` on the merged column gives the same counts)
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
+
+from nbstream.loadtest.errors import LocalError
 
 Clock = Callable[[], int]
 """A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless injected."""
@@ -36,37 +37,6 @@ HISTOGRAMS = ("latency", "latency_corrected", "ttft", "ttft_corrected", "connect
 """Histogram names; each holds the column of the same name over successful messages,
 except ``ttft_corrected`` (``first_reply_at - intended_at``) and ``connect``
 (``connect_latency`` of the connections that opened)."""
-
-
-class LocalError(enum.StrEnum):
-    """Error codes the load tester assigns itself (server codes are kept as sent)."""
-
-    NOT_SENT = "NOT_SENT"
-    """The message was planned but its connection failed or closed before sending it."""
-    TIMEOUT = "TIMEOUT"
-    """No final reply within ``timeout``; the connection is then closed (later replies
-    could not be told apart) and its remaining messages are NOT_SENT."""
-    CANCELLED = "CANCELLED"
-    """The test was cancelled while the message was in flight."""
-    CONNECTION_REFUSED = "CONNECTION_REFUSED"
-    CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
-    CONNECT_FAILED = "CONNECT_FAILED"
-    """Any other network error while connecting (DNS, reset, too many open files)."""
-    HANDSHAKE_FAILED = "HANDSHAKE_FAILED"
-    """The peer is not a WebSocket server, or the handshake broke off."""
-
-
-def http_error(status: int) -> str:
-    """The code of a handshake refused with HTTP ``status``: ``HTTP_503``."""
-    return f"HTTP_{status}"
-
-
-def closed_error(code: int | None) -> str:
-    """The code of a connection the peer closed too early: ``CLOSED_1011``.
-
-    1006 means the TCP connection ended without a close frame.
-    """
-    return f"CLOSED_{1006 if code is None else code}"
 
 
 class MessageRecord:

@@ -25,14 +25,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from nbstream import wsinternals
 from nbstream.events import EventStream
+from nbstream.loadtest.errors import LocalError, closed_error, http_error
 from nbstream.loadtest.plan import PlanPart
 from nbstream.loadtest.recorder import (
     ConnectionRecord,
-    LocalError,
     MessageRecord,
     Recorder,
-    closed_error,
-    http_error,
 )
 from nbstream.protocol import Message, MessageType, StreamError, encode, parse_server_frame
 from nbstream.redact import redact_text
