@@ -49,6 +49,11 @@ class Session:
         """The id of the next outgoing message: ``"<epoch>:<offset>"``."""
         return f"{self.epoch}:{self.history.next_offset}"  # Position(...).to_id(), inlined
 
+    def record_control_out(self, size: int) -> None:
+        """Count one control message sent (ping, pong, welcome...): counted, not kept."""
+        self.messages_out += 1
+        self.bytes_out += size
+
     def record_out(self, encoded: bytes) -> int:
         """Count one message sent to the client and keep it in the history; its offset.
 

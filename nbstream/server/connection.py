@@ -69,6 +69,7 @@ class Connection:
     def send_control(self, message: Message) -> None:
         """Queue a ping, pong, welcome or shutdown notice; never waits."""
         encoded = encode(message)
+        self.live.session.record_control_out(len(encoded))
         if self.events:
             self.events.emit("out", "server", self.session_id, direction="s2c",
                              message=message, size=len(encoded), user=self.live.session.user)

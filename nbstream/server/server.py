@@ -68,6 +68,7 @@ class ConnectionInfo:
     connected_since: datetime
     messages_in: int
     messages_out: int
+    """Messages each way, counted alike: control messages (ping, pong, welcome) included."""
     bytes_in: int
     bytes_out: int
     heartbeat_rtt: float | None
@@ -148,8 +149,14 @@ class ShutdownReport:
     """How long the shutdown took."""
 
     def __str__(self) -> str:
-        return (f"stopped in {self.seconds:.2f} s: {self.closed} connection(s) closed, "
-                f"{len(self.finished)} stream(s) finished, {len(self.cut)} cut")
+        if not (self.closed or self.finished or self.cut):
+            return f"stopped in {self.seconds:.2f} s: no connection was left to close"
+        return (f"stopped in {self.seconds:.2f} s: {_count(self.closed, 'connection')} closed, "
+                f"{_count(len(self.finished), 'stream')} finished, {len(self.cut)} cut")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 class Server:
@@ -322,8 +329,8 @@ class Server:
         else:
             user = self._identities.pop(ws, None) or await self._first_message_auth(ws)
             if user is None:
-                await _refuse(ws, StreamError(ErrorCode.UNAUTHORIZED,
-                                              "valid credentials required"))
+                await self._turn_away(ws, session_id, None, StreamError(
+                    ErrorCode.UNAUTHORIZED, "valid credentials required"))
                 return
         elsewhere = 0
         if user is not None and self.backplane.shared and self._admission.max_connections_per_user:
@@ -339,7 +346,7 @@ class Server:
         if refusal is not None:
             logger.info("refused a connection (user %r): %s", user, refusal,
                         extra={"session_id": session_id, "user": user})
-            await _refuse(ws, refusal)
+            await self._turn_away(ws, session_id, user, refusal)
             return
         if live is not None and live.connection is not None:
             await live.connection.close(CloseCode.SESSION_TAKEN_OVER,
@@ -362,6 +369,16 @@ class Server:
                              extra=live.session.log_fields)
         finally:
             await self._detach(conn, live, user)
+
+    async def _turn_away(self, ws: ServerConnection, session_id: str, user: str | None,
+                         error: StreamError) -> None:
+        """Refuse a connection before it opens; views show it as a ``refused`` row."""
+        if self.events:
+            code = error.close_code or int(CloseCode.POLICY_VIOLATION)
+            self.events.emit("refused", "server", session_id, user=user,
+                             detail={"code": code, "error": str(error.code),
+                                     "reason": error.message})
+        await _refuse(ws, error)
 
     def _new_session(self, session_id: str, user: str | None, epoch: str | None = None
                      ) -> LiveSession:
@@ -443,7 +460,9 @@ class Server:
             live.connection = None
             live.detached_at = time.monotonic()
         code = _close_code(ws)
-        resumable = code in _RESUMABLE_CLOSES and conn.close_code != CloseCode.INTERNAL_ERROR
+        handler_failed = (conn.close_code == CloseCode.INTERNAL_ERROR
+                          and conn.close_reason != _HEARTBEAT_TIMEOUT)
+        resumable = code in _RESUMABLE_CLOSES and not handler_failed
         if live.connection is None and (self._stopping or not resumable):
             await self._end_session(live, forget=not (self._stopping and self.backplane.shared))
         if self.events:
@@ -501,7 +520,7 @@ class Server:
                 elif action is HeartbeatAction.TIMED_OUT:
                     logger.info("session %s missed its heartbeat; closing", live.session.id,
                                 extra=live.session.log_fields)
-                    conn.close_soon(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
+                    conn.close_soon(CloseCode.INTERNAL_ERROR, _HEARTBEAT_TIMEOUT)
             for user in [u for u in self._user_buckets if not self._admission.count(u)]:
                 del self._user_buckets[user]
 
@@ -702,6 +721,10 @@ async def _refuse(ws: ServerConnection, error: StreamError) -> None:
     await ws.send(Message(MessageType.ERROR, error.to_dict()).to_json())
     await ws.close(error.close_code or CloseCode.POLICY_VIOLATION, error.code)
 
+
+_HEARTBEAT_TIMEOUT = "heartbeat timeout"
+"""The reason of a 1011 close for missed heartbeats: the session waits to be resumed (a
+1011 after a handler failed ends it)."""
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 
