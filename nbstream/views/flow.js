@@ -245,7 +245,6 @@ function render({ model, el }) {
   drawHead();
   drawRows();
   drawDetail();
-  if (!model.get("rendered")) choose("rendered", true);
   return () => {
     heads.forEach((name) => model.off(name, onHead));
     bodies.forEach((name) => model.off(name, onRows));

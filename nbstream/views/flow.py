@@ -84,8 +84,6 @@ class FlowView(anywidget.AnyWidget):
     """Sequence number of the clicked row, -1 for none."""
     detail = t.Unicode("").tag(sync=True)
     """The whole JSON of the selected row."""
-    rendered = t.Bool(False).tag(sync=True)
-    """True once a browser has drawn the view (a setup check: widgets work)."""
 
     def __init__(self, source: EventSource, *, max_rows: int = 200,
                  interval: float = DEFAULT_INTERVAL, title: str | None = None,
