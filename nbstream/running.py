@@ -45,11 +45,11 @@ class StopAllReport:
     def __str__(self) -> str:
         if not any(self.stopped.values()):
             return "nothing was running: every server, client, proxy and load test had stopped"
-        lines = []
-        for kind, done in self.stopped.items():
-            if done:
-                lines.append(f"{len(done)} {kind if len(done) == 1 else PLURAL[kind]}:")
-                lines.extend(f"  {line}" for line in done)
+        counts = [f"{len(done)} {kind if len(done) == 1 else PLURAL[kind]}"
+                  for kind, done in self.stopped.items() if done]
+        listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
+        lines = [f"stopped {listed}:"]
+        lines.extend(f"- {line}" for done in self.stopped.values() for line in done)
         return "\n".join(lines)
 
     def __repr__(self) -> str:

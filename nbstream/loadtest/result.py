@@ -34,7 +34,8 @@ from nbstream.loadtest.thresholds import failed_connections
 if TYPE_CHECKING:
     import pandas as pd
     from hdrh.histogram import HdrHistogram
-    from matplotlib.figure import Figure
+
+    from nbstream.loadtest.plot import ResultFigure, Theme
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 """Latency percentiles in the summary (and ``max``)."""
@@ -213,52 +214,18 @@ class LoadResult:
         frame["change"] = frame[b] / frame[a] - 1
         return frame
 
-    def plot(self, *others: LoadResult, labels: Sequence[str] | None = None) -> Figure:
+    def plot(self, *others: LoadResult, labels: Sequence[str] | None = None,
+             theme: Theme = "light") -> ResultFigure:
         """A figure: latency CDF (log scale), throughput, p99 and errors over time.
 
         Pass other results to draw them on the same axes (``a.plot(b, labels=["before",
-        "after"])``). Returns a matplotlib Figure: it shows itself in a notebook; save
-        it with ``fig.savefig("load.png")``.
+        "after"])``). Returns a matplotlib Figure that shows itself as an image when it is
+        a cell's last expression (no ``%matplotlib`` needed); save it with
+        ``fig.savefig("load.png")``. ``theme="dark"`` draws light text for a dark page.
         """
-        from matplotlib.figure import Figure
+        from nbstream.loadtest.plot import plot_results
 
-        runs = [self, *others]
-        names = list(labels) if labels is not None else (
-            [""] if not others else [f"run {i + 1}" for i in range(len(runs))])
-        figure = Figure(figsize=(11, 7), layout="constrained")
-        (cdf, rate), (tail, errors) = figure.subplots(2, 2)
-        width = 0.8 / len(runs)
-        for i, (run, name) in enumerate(zip(runs, names, strict=True)):
-            color = f"C{i}"
-            prefix = f"{name} " if name else ""
-            ok = run.messages[run.messages["error"].isna()]
-            columns = ["latency"]
-            if run.parameters.get("model") == "open":
-                columns.append("latency_corrected")
-            for column, style in zip(columns, ("-", "--"), strict=False):
-                values = np.sort(ok[column].dropna().to_numpy())
-                if len(values):
-                    cdf.plot(values * 1e3, np.arange(1, len(values) + 1) / len(values), style,
-                             color=color, label=f"{prefix}{column.replace('_', ' ')}")
-            ts = run.timeseries
-            rate.plot(ts.index, ts["completed"], color=color, label=name or None)
-            tail.plot(ts.index, ts["p99"] * 1e3, color=color, label=f"{prefix}p99")
-            if "latency_corrected" in columns:
-                tail.plot(ts.index, ts["p99_corrected"] * 1e3, "--", color=color,
-                          label=f"{prefix}p99 corrected")
-            errors.bar(ts.index + i * width, ts["errors"], width=width, align="edge",
-                       color=color, label=name or None)
-            faults.shade((rate, tail, errors), faults.windows_of(run.parameters))
-        cdf.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of messages",
-                title="Latency CDF")
-        rate.set(xlabel="seconds", ylabel="messages/s", title="Throughput (completed)")
-        tail.set(xlabel="seconds", ylabel="ms", title="p99 latency per second")
-        errors.set(xlabel="seconds", ylabel="errors/s", title="Errors")
-        for axes in (cdf, rate, tail, errors):
-            axes.grid(alpha=0.3)
-            if axes.get_legend_handles_labels()[0]:
-                axes.legend(fontsize="small")
-        return figure
+        return plot_results([self, *others], labels, theme)
 
     # -- storage ----------------------------------------------------------------------------
 

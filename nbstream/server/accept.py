@@ -138,7 +138,8 @@ class Acceptor:
             else:
                 user = await conn.authenticate(self._auth)
                 if user is None:
-                    self._emit_refused(conn, None, "UNAUTHORIZED")
+                    self._emit_refused(conn, None, StreamError(
+                        ErrorCode.UNAUTHORIZED, "valid credentials required"))
                     return
         conn.user = user
         elsewhere = 0
@@ -194,6 +195,7 @@ class Acceptor:
                 last_id: str | None) -> None:
         """Welcome, replay what the client missed, then go live; no await in between."""
         session, protocol = live.session, self.protocol
+        conn.live = live
         recovered: bool | None = None
         reason = ""
         frames: list[bytes] = []
@@ -223,7 +225,6 @@ class Acceptor:
         for frame in frames:  # the history keeps nbstream envelopes: text frames
             conn.outbox.put(Encoded(frame, True))
         conn.outbox.flush()
-        conn.live = live
         live.connection = conn
         self.registry.attached(live)
         live.start()
@@ -264,7 +265,7 @@ class Acceptor:
         """Send ``error`` and close with its close code (before any session exists)."""
         logger.info("refused a connection (user %r): %s", user, error,
                     extra={"session_id": conn.session_id, "user": user})
-        self._emit_refused(conn, user, error.code, error.message)
+        self._emit_refused(conn, user, error)
         message = self.protocol.error_message(error)
         try:
             if message is not None:
@@ -274,11 +275,13 @@ class Acceptor:
         except ConnectionClosed:
             pass
 
-    def _emit_refused(self, conn: Connection, user: str | None, code: str,
-                      message: str = "") -> None:
+    def _emit_refused(self, conn: Connection, user: str | None, error: StreamError) -> None:
+        """Views show a connection turned away before it opened as a ``refused`` row."""
         if self.events:
+            code = error.close_code or int(CloseCode.POLICY_VIOLATION)
             self.events.emit("refused", "server", conn.session_id, user=user,
-                             detail={"error": code, "message": message})
+                             detail={"code": code, "error": str(error.code),
+                                     "reason": error.message})
 
 
 def session_from_path(endpoint: str, path: str) -> str | None:

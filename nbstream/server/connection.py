@@ -206,6 +206,8 @@ class Connection:
     def send_control(self, message: Message) -> None:
         """Queue a ping, pong, welcome or shutdown notice; never waits."""
         encoded = self.protocol.encode(message)
+        if self.live is not None:
+            self.live.session.count_out(len(encoded.data))
         if self.events:
             self.events.emit("out", "server", self.session_id, direction="s2c",
                              message=message, size=len(encoded.data), user=self.user,

@@ -5,7 +5,8 @@ appends the event to a bounded deque and bumps counters. Everything costly (JSON
 text, previews, clock strings, filtering) happens in :meth:`FlowLog.rows`, which a
 view calls at most about ten times a second, and then only for events not yet seen.
 Memory stays bounded whatever the rate: ``max_rows`` rows of at most ``MAX_JSON``
-characters each, and at most ``max_types`` counters.
+characters each (shared fairly between types, see :mod:`nbstream.views.keptrows`),
+and at most ``max_types`` counters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 
 from nbstream.events import FlowEvent
 from nbstream.protocol import encode
+from nbstream.views.keptrows import KeptRows
 
 MAX_JSON = 16_000
 """Characters of a message's JSON kept for its detail view; longer ones are cut."""
@@ -126,7 +128,8 @@ class FlowLog:
         self.s2c = 0
         """Messages seen from server to client."""
         self._incoming: deque[FlowEvent] = deque(maxlen=max_rows)
-        self._rows: deque[FlowRow] = deque(maxlen=max_rows)
+        self._missed = 0
+        self._rows: KeptRows[FlowRow] = KeptRows(max_rows)
         self._seq = 0
         self._samples: deque[tuple[float, int, int]] = deque()
 
@@ -134,7 +137,10 @@ class FlowLog:
         """Take one event in; returns False for events that do not show (heartbeats)."""
         if event.kind == "heartbeat":
             return False
-        self._incoming.append(event)
+        incoming = self._incoming
+        if len(incoming) == self.max_rows:  # the oldest event not yet a row falls out
+            self._missed += 1
+        incoming.append(event)
         direction = event.direction
         if direction is not None and event.kind != "fault":
             message = event.message
@@ -157,14 +163,29 @@ class FlowLog:
         """Messages seen in both directions."""
         return self.c2s + self.s2c
 
+    @property
+    def kept(self) -> int:
+        """Rows kept now (at most ``max_rows``)."""
+        self._take_incoming()
+        return len(self._rows)
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped to keep at most ``max_rows``: the oldest of the most frequent types."""
+        self._take_incoming()
+        return self._rows.dropped + self._missed
+
     def _take_incoming(self) -> None:
         incoming = self._incoming
         while incoming:
             self._seq += 1
-            self._rows.append(make_row(self._seq, incoming.popleft()))
+            self._rows.add(make_row(self._seq, incoming.popleft()))
 
     def rows(self, type: str = "", session: str = "", text: str = "") -> list[FlowRow]:
-        """The buffered rows, oldest first, that match every filter given.
+        """The kept rows, oldest first, that match every filter given.
+
+        Rows are kept fairly: when more than ``max_rows`` have come, the oldest row of
+        the type that holds the most rows goes, so rare types stay in view.
 
         Args:
             type: Keep only this message type (or ``open``, ``close``, ``invalid``).
@@ -174,16 +195,23 @@ class FlowLog:
         self._take_incoming()
         needle = text.lower()
         return [
-            row for row in self._rows
-            if (not type or row.type == type)
-            and (not session or session in row.session_id)
+            row for row in (self._rows.of_type(type) if type else self._rows)
+            if (not session or session in row.session_id)
             and (not needle or needle in row.json.lower())
         ]
 
     def sessions(self) -> list[str]:
-        """Session ids present in the buffer, in order of first appearance."""
+        """Session ids present in the kept rows, in order of first appearance."""
+        return list(self.session_users())
+
+    def session_users(self) -> dict[str, str | None]:
+        """The user of each session in the kept rows (None if unknown), oldest first."""
         self._take_incoming()
-        return list(dict.fromkeys(row.session_id for row in self._rows))
+        users: dict[str, str | None] = {}
+        for row in self._rows:
+            if users.get(row.session_id) is None:
+                users[row.session_id] = row.user
+        return users
 
     def rates(self, now: float) -> tuple[float, float]:
         """Messages per second (client to server, server to client) over the last window."""
