@@ -284,7 +284,8 @@ class Client:
                 await self._write(chat)
         else:
             self._last_id = None
-            if abnormal or self._unacked:
+            # recovered None: the client had seen no stream message and asked for none.
+            if self._unacked or (abnormal and recovered is False):
                 error = StreamError(ErrorCode.RECOVERY_FAILED, data.get("reason") or None,
                                     details={"session_id": self.session_id,
                                              "epoch": data.get("epoch"),
@@ -301,6 +302,8 @@ class Client:
 
     async def _read_frame(self) -> None:
         """Read one frame into the pending messages (answering pings); caller holds the lock."""
+        if self._reconnecting is not None and not self._reconnecting.done():
+            await asyncio.wait([self._reconnecting])  # it reads the next socket's welcome
         if self._closed is not None:
             raise self._closed
         assert self._ws is not None

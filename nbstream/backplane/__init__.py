@@ -5,6 +5,16 @@
 :mod:`nbstream.backplane.redis` and docs/scaling.md.
 """
 
-from nbstream.backplane.base import Backplane, Delivery, MemoryBackplane, SessionRecord, create
+from nbstream.backplane.base import (
+    Backplane,
+    BackplaneStats,
+    Claim,
+    ClaimOutcome,
+    Delivery,
+    MemoryBackplane,
+    SessionRecord,
+    create,
+)
 
-__all__ = ["Backplane", "Delivery", "MemoryBackplane", "SessionRecord", "create"]
+__all__ = ["Backplane", "BackplaneStats", "Claim", "ClaimOutcome", "Delivery",
+           "MemoryBackplane", "SessionRecord", "create"]

@@ -27,8 +27,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from nbstream import running, runtime
-from nbstream.backplane import Delivery
+from nbstream.backplane import Claim, ClaimOutcome, Delivery, MemoryBackplane, SessionRecord
 from nbstream.backplane import create as create_backplane
+from nbstream.backplane.handoff import (
+    LocalCopy,
+    ResumeAction,
+    answered_chats,
+    decide,
+    needs_claim,
+    restore_point,
+)
 from nbstream.events import EventStream
 from nbstream.handlers import Handler, as_message, resolve_handler
 from nbstream.logs import websockets_logger
@@ -174,7 +182,8 @@ class Server:
         self._auth = Authenticator(options.auth) if options.auth is not None else None
         self.backplane = create_backplane(options.backplane)
         """Where fan-out, per-user counts and session history are shared (see docs)."""
-        self.metrics = ServerMetrics(self._gauges) if options.metrics else None
+        self.metrics = (ServerMetrics(self._gauges, self.backplane.stats) if options.metrics
+                        else None)
         """Prometheus metrics served at ``GET /metrics`` (``metrics=True``)."""
         if self.metrics is not None:
             self.events.subscribe(self.metrics.observe)
@@ -194,7 +203,8 @@ class Server:
     async def _start(self) -> None:
         opts = self.options
         await self.backplane.start(self._deliver_from_elsewhere,
-                                   history_max_messages=opts.history_max_messages)
+                                   history_max_messages=opts.history_max_messages,
+                                   release=self._release_here)
         origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
         self._ws_server = await ws_serve(
             self._handle,
@@ -253,6 +263,15 @@ class Server:
             **self.backplane.health(),
         }
 
+    def readiness(self) -> list[str]:
+        """What ``GET /ready`` reports: why this server should get no new clients now.
+
+        Empty when ready. Liveness (``GET /health``) stays 200 meanwhile: the process
+        works, it cannot do its whole job (its backplane is away, or dropping).
+        """
+        problems = ["stopping"] if self._stopping else []
+        return problems + self.backplane.readiness()
+
     def _gauges(self) -> dict[str, float]:
         lives = list(self._sessions.values())
         return {
@@ -267,10 +286,11 @@ class Server:
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         if parts.path == "/health":
-            response = ws.respond(200, json.dumps(self.health()) + "\n")
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
+            return _json_response(ws, 200, self.health())
+        if parts.path == "/ready":
+            problems = self.readiness()
+            return _json_response(ws, 503 if problems else 200,
+                                  {"ready": not problems, "problems": problems})
         if parts.path == "/metrics" and self.metrics is not None:
             response = ws.respond(200, self.metrics.render().decode())
             del response.headers["Content-Type"]
@@ -312,8 +332,8 @@ class Server:
         assert ws.request is not None
         parts = urlsplit(ws.request.path)
         query = parse_qs(parts.query)
-        session_id = (_session_from_path(self.path, parts.path)
-                      or _first(query, "session_id") or uuid.uuid4().hex)
+        presented = _session_from_path(self.path, parts.path) or _first(query, "session_id")
+        session_id = presented or uuid.uuid4().hex
         if self._stopping:
             await ws.close(CloseCode.GOING_AWAY, "server shutting down")
             return
@@ -325,17 +345,20 @@ class Server:
                 await _refuse(ws, StreamError(ErrorCode.UNAUTHORIZED,
                                               "valid credentials required"))
                 return
-        elsewhere = 0
-        if user is not None and self.backplane.shared and self._admission.max_connections_per_user:
-            elsewhere = await self.backplane.connections_elsewhere(user)
-        refusal = self._admission.admit(user, elsewhere)
-        live = self._sessions.get(session_id)
         last_id = _first(query, "last_id")
-        if refusal is None and live is None and last_id is not None and self.backplane.shared:
-            live = await self._adopt(session_id, Position.parse(last_id))
-        if refusal is None and live is not None and live.session.user != user:
-            self._admission.release(user)
-            refusal = StreamError(ErrorCode.UNAUTHORIZED, "this session belongs to another user")
+        live, refusal = None, self._admission.admit(user)
+        if refusal is None and user is not None:
+            refusal = await self.backplane.admit_user(
+                user, ws.id.hex, self._admission.max_connections_per_user)
+            if refusal is not None:
+                self._admission.release(user)
+        if refusal is None:
+            live, refusal = await self._locate(session_id, presented is not None, user,
+                                               Position.parse(last_id))
+            if refusal is not None:
+                self._admission.release(user)
+                if user is not None:
+                    self.backplane.leave(user, ws.id.hex)
         if refusal is not None:
             logger.info("refused a connection (user %r): %s", user, refusal,
                         extra={"session_id": session_id, "user": user})
@@ -347,8 +370,6 @@ class Server:
         fresh = live is None
         if live is None:
             live = self._new_session(session_id, user)
-        if user is not None:
-            self.backplane.count(user, +1)
         conn = Connection(ws, live, self.options, self.events,
                           user_bucket=self._user_bucket(user),
                           on_batch=self.metrics.observe_batch if self.metrics else None)
@@ -375,24 +396,60 @@ class Server:
         self._sessions[session_id] = live
         return live
 
-    async def _adopt(self, session_id: str, seen: Position | None) -> LiveSession | None:
-        """Take over a session another server process held (its client came here).
+    async def _locate(self, session_id: str, presented: bool, user: str | None,
+                      seen: Position | None) -> tuple[LiveSession | None, StreamError | None]:
+        """The session a connection continues (None: a new one), or why it is refused.
 
-        The shared history is written just after each send, so a client may have seen
-        a few messages that the history lacks: it missed nothing then, and the session
-        goes on after the client's position ``seen``.
+        A shared session is current on whichever process holds it last: a copy here
+        from an earlier visit is replaced by the shared state (see backplane.handoff).
+        A refusal changes nothing, here or elsewhere.
         """
-        record = await self.backplane.load(session_id)
-        if record is None or session_id in self._sessions:
-            return self._sessions.get(session_id)
-        live = self._new_session(session_id, record.user, record.epoch)
-        frames, next_offset = record.frames, record.next_offset
-        if seen is not None and seen.epoch == record.epoch and seen.offset >= next_offset:
-            frames, next_offset = [], seen.offset + 1
+        live = self._sessions.get(session_id)
+        local = None if live is None else LocalCopy(live.session.user)
+        claim = Claim(ClaimOutcome.UNKNOWN)
+        if needs_claim(presented, self.backplane.shared, local, user):
+            claim = await self.backplane.claim(session_id, user, have_local=live is not None)
+            live = self._sessions.get(session_id)  # it may have changed meanwhile
+            local = None if live is None else LocalCopy(live.session.user)
+        action = decide(local, claim, user)
+        if action is ResumeAction.REFUSE:
+            return None, StreamError(ErrorCode.UNAUTHORIZED,
+                                     "this session belongs to another user")
+        if action is ResumeAction.ADOPT:
+            assert claim.record is not None
+            if live is not None:
+                self._drop_copy(live)
+            return self._adopt(claim.record, seen), None
+        return (live if action is ResumeAction.KEEP else None), None
+
+    def _adopt(self, record: SessionRecord, seen: Position | None) -> LiveSession:
+        """Continue a session as another server process left it (its client came here)."""
+        live = self._new_session(record.session_id, record.user, record.epoch)
+        frames, next_offset = restore_point(record, seen)
         live.session.history.restore(frames, next_offset)
+        for chat_id in answered_chats(frames):
+            live.session.client_ids.add(chat_id)
+        for delivery in record.later:  # fan-out published while it changed hands
+            live.push(delivery.message)
         logger.info("session %s resumed here from another process (%d messages kept)",
-                    session_id, len(frames), extra=live.session.log_fields)
+                    record.session_id, len(frames), extra=live.session.log_fields)
         return live
+
+    def _drop_copy(self, live: LiveSession) -> None:
+        """Another process holds the session now: end this copy, keep the shared history."""
+        if self._sessions.get(live.session.id) is live:
+            del self._sessions[live.session.id]
+        live.backplane = MemoryBackplane()  # whatever the copy still does is not shared
+        if live.connection is not None:
+            live.connection.close_soon(CloseCode.SESSION_TAKEN_OVER,
+                                       "session resumed on another server")
+        self._spawn(live.stop())
+
+    def _release_here(self, session_id: str) -> None:
+        """The backplane says another process took ``session_id`` over."""
+        live = self._sessions.get(session_id)
+        if live is not None:
+            self._drop_copy(live)
 
     def _attach(self, conn: Connection, live: LiveSession, fresh: bool, last_id: str | None,
                 *, welcome: bool) -> None:
@@ -437,7 +494,7 @@ class Server:
         await conn.outbox.aclose()
         self._admission.release(user)
         if user is not None:
-            self.backplane.count(user, -1)
+            self.backplane.leave(user, conn.ws.id.hex)
         ws = conn.ws
         if live.connection is conn:
             live.connection = None
@@ -695,6 +752,13 @@ def _close_code(ws: ServerConnection) -> int:
     if rcvd is not None:
         return rcvd.code
     return 1006
+
+
+def _json_response(ws: ServerConnection, status: int, body: dict[str, Any]) -> Response:
+    response = ws.respond(status, json.dumps(body) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 async def _refuse(ws: ServerConnection, error: StreamError) -> None:

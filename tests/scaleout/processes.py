@@ -146,6 +146,16 @@ class ServerProcess(_Process):
             decoded: dict[str, Any] = json.loads(response.read())
             return decoded
 
+    def metrics(self) -> dict[str, float]:
+        """``GET /metrics`` as {sample name: value} (samples with labels are left out)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        address = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(address, timeout=1.0) as response:
+            text = response.read().decode()
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if not sample.labels}
+
     def start(self) -> None:
         """Start and return once ``/health`` answers.
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import nbstream
+from nbstream.backplane import ClaimOutcome
 from nbstream.backplane.redis import RedisBackplane
 from tests.conftest import TIMEOUT, ServerFactory
 from tests.scaleout.conftest import eventually
@@ -48,7 +49,8 @@ async def test_redis_restart_degrades_then_recovers(
     replies = await ann.achat("keep going while Redis is away")  # history: queued, dropped
     assert replies[-1].type == "end"
     assert await there.backplane.connections_elsewhere("ann") == 0  # fails open
-    assert await there.backplane.load(ann.session_id or "") is None
+    claim = await there.backplane.claim(ann.session_id or "", "ann", have_local=False)
+    assert claim.outcome is ClaimOutcome.UNKNOWN
     assert time.monotonic() - started < 1.0, "something waited for the missing Redis"
     with pytest.raises(TimeoutError):
         await bob.arecv(timeout=0.3)  # fan-out across processes is suspended
