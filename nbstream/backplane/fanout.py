@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -31,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from nbstream.backplane.base import Delivery
+from nbstream.backplane.handoff import Adoption
 from nbstream.backplane.link import UNREACHABLE, RedisLink
 from nbstream.backplane.tracking import FanoutWatch, GapCounter, Sequencer
 from nbstream.protocol import Backoff, Message
@@ -75,58 +75,6 @@ class _Released(msgspec.Struct, frozen=True, tag="x"):
 
 
 _decoder = msgspec.json.Decoder(_Publication | _Beat | _Release | _Released)
-
-
-@dataclass(eq=False)
-class Adoption:
-    """A session this process is taking over; keeps the fan-out its copy would get.
-
-    Publications of other processes are kept as they arrive while :attr:`armed`. This
-    process's own are kept when published (its local push could not reach a session
-    it does not hold yet) and withdrawn if they come back through the channel ahead
-    of the release request (then the owner had them).
-    """
-
-    session: str
-    user: str | None
-    armed: bool = True
-    """Publications arriving now belong to the session (set when the channel says so)."""
-    released: asyncio.Event = field(default_factory=asyncio.Event)
-    cut: tuple[str, int] | None = None
-    """(former owner, its last publication it pushed into the session itself)."""
-    entries: list[tuple[str, int, Delivery]] = field(default_factory=list)
-    """(publisher, number, delivery); publisher "" for this process."""
-    echoed: set[int] = field(default_factory=set)
-    """Own publications that came back through the channel."""
-    withdrawn: set[int] = field(default_factory=set)
-    """Own publications the owner had."""
-
-    def wants(self, user: str | None) -> bool:
-        """True for fan-out addressed to the session's user (or to everyone)."""
-        return user is None or user == self.user
-
-    def restart(self) -> None:
-        """Wait for this process's release request to come through the channel.
-
-        What was kept of other processes so far, and what came back of this
-        process's own, preceded the request: the owner had it.
-        """
-        self.armed = False
-        self.entries = [entry for entry in self.entries if entry[0] == ""]
-        self.withdrawn |= self.echoed
-
-    def came_back(self, seq: int) -> None:
-        """This process's publication ``seq`` came through the channel."""
-        self.echoed.add(seq)
-        if not self.armed:
-            self.withdrawn.add(seq)
-
-    def deliveries(self) -> tuple[Delivery, ...]:
-        """What to push into the adopted session, in order."""
-        owner, cut = self.cut or ("", 0)
-        return tuple(delivery for node, seq, delivery in self.entries
-                     if not (node == "" and seq in self.withdrawn)
-                     and not (node == owner and seq <= cut))
 
 
 class Fanout:

@@ -11,18 +11,20 @@ the session (it served the client before), the shared store may know the session
 
 The server asks :func:`needs_claim`, then :meth:`Backplane.claim` if so, then
 :func:`decide`; with ADOPT it restores the record with :func:`restore_point` and
-:func:`answered_chats`.
+:func:`answered_chats`. While a session changes hands, the taking process keeps the
+fan-out meant for it in an :class:`Adoption`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from nbstream.backplane.base import Claim, ClaimOutcome, SessionRecord
+from nbstream.backplane.base import Claim, ClaimOutcome, Delivery, SessionRecord
 from nbstream.protocol import Position
 
 
@@ -110,3 +112,55 @@ def answered_chats(frames: list[tuple[int, bytes]]) -> list[str]:
         if isinstance(reply_to, str):
             ids.append(reply_to)
     return ids
+
+
+@dataclass(eq=False)
+class Adoption:
+    """A session this process is taking over; keeps the fan-out its copy would get.
+
+    Publications of other processes are kept as they arrive while :attr:`armed`. This
+    process's own are kept when published (its local push could not reach a session
+    it does not hold yet) and withdrawn if they come back through the channel ahead
+    of the release request (then the owner had them).
+    """
+
+    session: str
+    user: str | None
+    armed: bool = True
+    """Publications arriving now belong to the session (set when the channel says so)."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    cut: tuple[str, int] | None = None
+    """(former owner, its last publication it pushed into the session itself)."""
+    entries: list[tuple[str, int, Delivery]] = field(default_factory=list)
+    """(publisher, number, delivery); publisher "" for this process."""
+    echoed: set[int] = field(default_factory=set)
+    """Own publications that came back through the channel."""
+    withdrawn: set[int] = field(default_factory=set)
+    """Own publications the owner had."""
+
+    def wants(self, user: str | None) -> bool:
+        """True for fan-out addressed to the session's user (or to everyone)."""
+        return user is None or user == self.user
+
+    def restart(self) -> None:
+        """Wait for this process's release request to come through the channel.
+
+        What was kept of other processes so far, and what came back of this
+        process's own, preceded the request: the owner had it.
+        """
+        self.armed = False
+        self.entries = [entry for entry in self.entries if entry[0] == ""]
+        self.withdrawn |= self.echoed
+
+    def came_back(self, seq: int) -> None:
+        """This process's publication ``seq`` came through the channel."""
+        self.echoed.add(seq)
+        if not self.armed:
+            self.withdrawn.add(seq)
+
+    def deliveries(self) -> tuple[Delivery, ...]:
+        """What to push into the adopted session, in order."""
+        owner, cut = self.cut or ("", 0)
+        return tuple(delivery for node, seq, delivery in self.entries
+                     if not (node == "" and seq in self.withdrawn)
+                     and not (node == owner and seq <= cut))

@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -46,18 +46,15 @@ from nbstream.backplane.base import (
     Delivery,
     SessionRecord,
 )
-from nbstream.backplane.fanout import Adoption, Fanout
+from nbstream.backplane.fanout import Fanout
+from nbstream.backplane.handoff import Adoption
 from nbstream.backplane.link import UNREACHABLE, RedisLink, redacted
+from nbstream.backplane.members import LimitFailure, Members
 from nbstream.backplane.scripts import Keys
 from nbstream.backplane.writer import Scripts, Writer
-from nbstream.protocol import ErrorCode, StreamError
+from nbstream.protocol import StreamError
 
 logger = logging.getLogger(__name__)
-
-LimitFailure = Literal["open", "closed"]
-"""What a per-user limit does while Redis cannot count: ``"open"`` counts this process's
-connections only (more than the limit may get in), ``"closed"`` refuses the user's
-connections (TOO_MANY_CONNECTIONS, 1013) until Redis counts again."""
 
 DROP_WINDOW = 10.0
 """Seconds a node stays not ready after it dropped a history write."""
@@ -100,7 +97,6 @@ class RedisBackplane(Backplane):
         self.node_ttl = node_ttl
         self.session_expiry = session_expiry
         self.max_queue = max_queue
-        self.limits: LimitFailure = limits
         self._keys = Keys(prefix)
         self._link = RedisLink(url)
         self._redis = aioredis.from_url(
@@ -116,11 +112,11 @@ class RedisBackplane(Backplane):
                               max_queue=max_queue, on_lost=self._lost)
         self._fanout = Fanout(self._redis, self._keys.fanout, self.node, self._link,
                               timeout=timeout, on_release=self._release_requested)
+        self._members = Members(self._redis, self._scripts, self._keys, self.node, self._link,
+                                self._writer, timeout=timeout, limits=limits)
         self._tenures: dict[str, str] = {}
         """Session -> this node's tenure of it (see scripts)."""
         self._tenure_count = 0
-        self._members: dict[str, set[str]] = {}
-        """User -> this node's members (``node/connection``) in the user's set."""
         self.handoffs = 0
         self.handoff_timeouts = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,9 +177,7 @@ class RedisBackplane(Backplane):
             async with asyncio.timeout(self.timeout):
                 pipe = self._redis.pipeline(transaction=False)
                 pipe.delete(self._keys.node(self.node))
-                for user, members in self._members.items():
-                    if members:
-                        pipe.srem(self._keys.conns(user), *members)
+                self._members.remove_all(pipe)
                 await pipe.execute()
         except (*UNREACHABLE, RedisError) as exc:
             logger.warning("could not remove node %s from Redis (%s); it expires in %g s",
@@ -341,67 +335,17 @@ class RedisBackplane(Backplane):
                          ) -> StreamError | None:
         """Count the connection in, atomically within ``limit`` across every live node.
 
-        While Redis cannot count, :attr:`limits` decides: "open" admits (this node's
-        own count was checked by the server), "closed" refuses.
+        While Redis cannot count, ``limits`` decides (see :data:`LimitFailure`).
         """
-        member = f"{self.node}/{connection}"
-        self._members.setdefault(user, set()).add(member)
-        if limit is None:
-            self._writer.membership(user, member, True)
-            return None
-        if not self._link.down:
-            try:
-                async with asyncio.timeout(2 * self.timeout):
-                    admitted, held = await self._scripts.admit(
-                        keys=[self._keys.conns(user)],
-                        args=[member, limit, self._keys.node_prefix])
-            except UNREACHABLE as exc:
-                self._link.failed("counting connections", exc)
-            except RedisError as exc:
-                self._link.log.error("admit", "Redis could not count %r's connections: %s",
-                                     user, exc)
-            else:
-                self._link.reached()
-                if admitted:
-                    return None
-                self._members[user].discard(member)
-                return StreamError(
-                    ErrorCode.TOO_MANY_CONNECTIONS,
-                    f"user {user!r} already has {held} connections "
-                    f"(max_connections_per_user={limit})",
-                    details={"limit": limit, "scope": "user", "user": user})
-        if self.limits == "closed":
-            self.leave(user, connection)  # in case Redis counted it and the answer was lost
-            self._link.log.warning("limits-closed", "per-user limits cannot be counted across "
-                                   "processes now: refusing connections of limited users")
-            return StreamError(
-                ErrorCode.TOO_MANY_CONNECTIONS,
-                f"cannot count {user!r}'s connections across servers now; try again later",
-                details={"limit": limit, "scope": "user", "user": user, "retry_after": 1.0})
-        self._link.log.warning("limits-open", "per-user limits count this process only until "
-                               "Redis counts again")
-        self._writer.membership(user, member, True)
-        return None
+        return await self._members.admit(user, connection, limit)
 
     def leave(self, user: str, connection: str) -> None:
-        member = f"{self.node}/{connection}"
-        members = self._members.get(user)
-        if members is not None:
-            members.discard(member)
-            if not members:
-                del self._members[user]
         if not self._closed:
-            self._writer.membership(user, member, False)
+            self._members.leave(user, connection)
 
     async def connections_elsewhere(self, user: str) -> int:
         """Connections of ``user`` on other live nodes (for inspection); 0 if Redis is down."""
-        try:
-            async with asyncio.timeout(2 * self.timeout):
-                held = await self._scripts.elsewhere(keys=[self._keys.conns(user)],
-                                                     args=[self.node, self._keys.node_prefix])
-        except (*UNREACHABLE, RedisError):
-            return 0
-        return int(held)
+        return await self._members.elsewhere(user)
 
     # -- fan-out ---------------------------------------------------------------------------
 
@@ -425,9 +369,7 @@ class RedisBackplane(Backplane):
                     if not await self._redis.pexpire(key, ttl):
                         # Redis restarted, or this node was silent past node_ttl.
                         await self._redis.set(key, _label(), px=ttl)
-                        for user, members in self._members.items():
-                            for member in members:
-                                self._writer.membership(user, member, True)
+                        self._members.rejoin()
             except UNREACHABLE as exc:
                 self._link.failed("refreshing this node's liveness", exc)
             except RedisError as exc:

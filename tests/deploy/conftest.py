@@ -15,7 +15,9 @@ from tests.deploy.dockerfile import Stage, stages
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 HEALTH_PATH = "/health"
-"""Where the server answers health checks (checked against a running server)."""
+"""Where the server answers liveness checks (checked against a running server)."""
+READY_PATH = "/ready"
+"""Where the server answers readiness checks (checked against a running server)."""
 METRICS_PATH = "/metrics"
 """Where ``nbstream serve`` answers Prometheus scrapes (checked the same way)."""
 

@@ -22,7 +22,14 @@ from websockets.typing import Subprotocol
 
 from nbstream import ServerOptions
 from tests.conftest import TIMEOUT
-from tests.deploy.conftest import DEPLOY, HEALTH_PATH, METRICS_PATH, ROOT, serve_args
+from tests.deploy.conftest import (
+    DEPLOY,
+    HEALTH_PATH,
+    METRICS_PATH,
+    READY_PATH,
+    ROOT,
+    serve_args,
+)
 from tests.deploy.dockerfile import Stage, stages
 
 
@@ -130,6 +137,8 @@ def test_image_command_serves_health_and_stops_gracefully_on_sigterm(
             wait_until_answered(base + HEALTH_PATH, server, log_path, limit=3 * TIMEOUT)
             with urllib.request.urlopen(base + HEALTH_PATH, timeout=TIMEOUT) as response:
                 assert json.load(response)["status"] == "ok"
+            with urllib.request.urlopen(base + READY_PATH, timeout=TIMEOUT) as response:
+                assert json.load(response)["ready"] is True
             with urllib.request.urlopen(base + METRICS_PATH, timeout=TIMEOUT) as response:
                 assert b"# TYPE" in response.read()
             assert run_healthcheck(image, image_args.port, port) == 0

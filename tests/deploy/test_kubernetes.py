@@ -8,7 +8,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from nbstream import ServerOptions
-from tests.deploy.conftest import DEPLOY, HEALTH_PATH, METRICS_PATH, load_yaml, serve_args
+from tests.deploy.conftest import (
+    DEPLOY,
+    HEALTH_PATH,
+    METRICS_PATH,
+    READY_PATH,
+    load_yaml,
+    serve_args,
+)
 from tests.deploy.dockerfile import Stage
 
 K8S = DEPLOY / "kubernetes"
@@ -88,9 +95,9 @@ def test_server_runs_the_image_command_and_probes_its_health_path(
     assert "command" not in container  # it would replace the ENTRYPOINT (host, port, grace)
     port = serve_args(image.entrypoint + container["args"]).port
     assert [p["containerPort"] for p in container["ports"]] == [port]
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe, path in (("readinessProbe", READY_PATH), ("livenessProbe", HEALTH_PATH)):
         get = container[probe]["httpGet"]
-        assert (get["path"], port_number(container, get["port"])) == (HEALTH_PATH, port), probe
+        assert (get["path"], port_number(container, get["port"])) == (path, port), probe
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/path"] == METRICS_PATH
     assert annotations["prometheus.io/port"] == str(port)
