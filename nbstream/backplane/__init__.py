@@ -5,9 +5,18 @@
 :mod:`nbstream.backplane.redis` and docs/scaling.md.
 """
 
-from nbstream.backplane.base import Backplane, Delivery, MemoryBackplane, SessionRecord
+from nbstream.backplane.base import (
+    Backplane,
+    BackplaneStats,
+    Claim,
+    ClaimOutcome,
+    Delivery,
+    MemoryBackplane,
+    SessionRecord,
+)
 
-__all__ = ["Backplane", "Delivery", "MemoryBackplane", "SessionRecord", "create"]
+__all__ = ["Backplane", "BackplaneStats", "Claim", "ClaimOutcome", "Delivery",
+           "MemoryBackplane", "SessionRecord", "create"]
 
 
 def create(spec: str | Backplane) -> Backplane:

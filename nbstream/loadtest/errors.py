@@ -22,6 +22,8 @@ class LocalError(enum.StrEnum):
     """Any other network error while connecting (DNS, reset, too many open files)."""
     HANDSHAKE_FAILED = "HANDSHAKE_FAILED"
     """The peer is not a WebSocket server, or the handshake broke off."""
+    WORKER_LOST = "WORKER_LOST"
+    """The Dask worker running this connection was lost mid-test: its rows are gone."""
 
 
 def http_error(status: int) -> str:

@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
 from nbstream.loadtest.errors import LocalError
+
+if TYPE_CHECKING:
+    from nbstream.loadtest.plan import PlanPart
 
 Clock = Callable[[], int]
 """A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless injected."""
@@ -216,10 +219,11 @@ class Recorder:
         else:
             self.errors += 1
 
-    def not_sent(self, connection: int, seq: int, intended_ns: int = 0) -> None:
-        """Keep a planned message that was never sent, as a NOT_SENT row."""
+    def not_sent(self, connection: int, seq: int, intended_ns: int = 0,
+                 error: str = LocalError.NOT_SENT) -> None:
+        """Keep a planned message that was never sent (or not known to be), as an error row."""
         record = MessageRecord(connection, seq, intended_ns, 0, 0)
-        record.error = LocalError.NOT_SENT
+        record.error = error
         self.messages.append(record)
         self.finished.append(record)
         self.errors += 1
@@ -299,6 +303,30 @@ class Recorder:
             "close_reason": np.array([r.close_reason for r in records], dtype=object),
             "error": np.array([r.error for r in records], dtype=object),
         }
+
+
+def lost_part(part: PlanPart, started_at: float, reason: str) -> PartialResult:
+    """The rows of a part whose worker was lost, all with the error WORKER_LOST.
+
+    Every connection of the part gets a row (``close_reason`` says why), and so does
+    every message it was to send where the plan fixes their number (a ``messages``
+    count, or the open model's timetable); a closed model bounded by ``duration``
+    leaves no message rows. What the worker measured before it was lost is gone.
+    """
+    recorder = Recorder(lambda: 0, started_at, 0)
+    for index in part.connections:
+        record = recorder.connection(index)
+        record.error, record.close_reason = LocalError.WORKER_LOST, reason
+    plan = part.plan
+    if plan.rate is not None:
+        planned = [(-1, slot) for slot in part.slots]
+    elif plan.duration is None:
+        planned = [(c, i) for c in part.connections for i in range(plan.messages)]
+    else:
+        planned = []
+    for connection, seq in planned:
+        recorder.not_sent(connection, seq, error=LocalError.WORKER_LOST)
+    return recorder.to_part(part.index)
 
 
 def _seconds(ns: npt.NDArray[np.int64], t0: int) -> npt.NDArray[np.float64]:
