@@ -138,11 +138,16 @@ class SessionRegistry:
         self._detached[live.session.id] = live
         self._bound_bytes()
 
+    @property
+    def detached_bytes(self) -> int:
+        """History bytes held for detached sessions."""
+        return sum(live.session.history.total_bytes for live in self._detached.values())
+
     def _bound_bytes(self) -> None:
         limit = self.options.max_detached_bytes
         if limit is None:
             return
-        held = sum(live.session.history.total_bytes for live in self._detached.values())
+        held = self.detached_bytes
         while held > limit and self._detached:
             oldest = next(iter(self._detached.values()))
             held -= oldest.session.history.total_bytes

@@ -170,6 +170,8 @@ class Server:
             "connections": admission.total,
             "sessions": len(self._registry),
             "detached_sessions": self._registry.waiting,
+            "detached_bytes": self._registry.detached_bytes,
+            "evicted_sessions": self._registry.evicted,
             "users": admission.users,
             "uptime": round(time.monotonic() - self._started, 3),
             **self.backplane.health(),
