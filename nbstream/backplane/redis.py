@@ -89,6 +89,8 @@ class RedisBackplane(Backplane):
         super().__init__()
         if limits not in ("open", "closed"):
             raise ValueError(f'limits must be "open" or "closed", got {limits!r}')
+        self.limits = limits
+        """What per-user limits do while Redis cannot count ("open" or "closed")."""
         self.url = url
         self.node = uuid.uuid4().hex[:12]
         """This process's id in Redis (random, new at every start)."""

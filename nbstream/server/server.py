@@ -66,7 +66,7 @@ class Server:
         """How frames become messages (``protocol=``; see nbstream.wire)."""
         self.events = EventStream()
         """Every connection and message, for views and statistics (see nbstream.events)."""
-        self.backplane = create_backplane(options.backplane)
+        self.backplane = create_backplane(options.backplane, limits=options.backplane_limits)
         """Where fan-out, per-user counts and session history are shared (see docs)."""
         self.metrics = (ServerMetrics(self._gauges, self.backplane.stats) if options.metrics
                         else None)
