@@ -48,8 +48,12 @@ logger = redacting(logging.getLogger(__name__))
 
 T = TypeVar("T")
 
+_REPLY_ENDS = frozenset({MessageType.END, MessageType.ERROR, MessageType.PONG})
+"""The only types that can end a reply (see nbstream.protocol.replies)."""
+
 KEEP_EVENTS = 10_000
-"""Frames a client keeps for ``client.events.to_frame()``."""
+"""Frames a client of another protocol keeps for ``client.events.to_frame()`` (an
+nbstream-protocol client keeps none unless asked: ``client.events.keep(10_000)``)."""
 
 
 class Client(SyncTwins, Reconnecting, SocketTurns):
@@ -72,9 +76,9 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         self.auto_pong = options.auto_pong
         self.protocol = wire.create(options.protocol, type_key=options.type_key)
         """How frames become messages (``protocol=``; see nbstream.wire)."""
-        self.events = EventStream(keep=KEEP_EVENTS)
+        self.events = EventStream(keep=0 if self.protocol.resumable else KEEP_EVENTS)
         """Frames in and out of this client (see nbstream.events); ``to_frame()`` lists
-        the last KEEP_EVENTS of them."""
+        the last KEEP_EVENTS of them (nbstream protocol: after ``events.keep(n)``)."""
         self.core = ClientSessionCore(send_buffer=options.send_buffer,
                                       session_id=options.session_id)
         self.welcome: Message | None = None
@@ -338,6 +342,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
                             if until is None or until(message):
                                 return replies
                             continue
+                        if message.type not in _REPLY_ENDS:
+                            continue  # streamed content: the reply goes on
                         step = reply_step(message, request.id)
                         if step is ReplyStep.END:
                             return replies

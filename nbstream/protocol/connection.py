@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nbstream.protocol.closing import CloseCause
 from nbstream.protocol.envelope import Message
@@ -84,50 +85,43 @@ class IllegalTransition(RuntimeError):
 # -- actions: what the shell must do -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Dispatch:
+class Dispatch(NamedTuple):
     """Hand ``message`` to the handler."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerPing:
+class AnswerPing(NamedTuple):
     """Answer the in-band ``ping`` with the protocol's pong, now."""
 
     ping: Message
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(NamedTuple):
     """Send ``error`` to the client (in the session's stream once there is one)."""
 
     error: StreamError
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(NamedTuple):
     """Send a heartbeat ping with this id (an envelope or a WebSocket ping)."""
 
     ping_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class RoundTrip:
+class RoundTrip(NamedTuple):
     """A heartbeat round trip was measured (seconds)."""
 
     rtt: float
 
 
-@dataclass(frozen=True, slots=True)
-class Authenticate:
+class Authenticate(NamedTuple):
     """Check ``token``; then call ``authenticated(user)`` or ``close`` as UNAUTHORIZED."""
 
     token: str
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
+class Close(NamedTuple):
     """Close the connection with ``code`` and ``reason``; ``error`` goes out first."""
 
     code: int
@@ -265,6 +259,8 @@ class ServerConnectionCore:
         return (close,) if close is not None else NO_ACTIONS
 
     def _rate_limited(self, now: float, message: Message) -> StreamError | None:
+        if self.bucket is None and self.user_bucket is None:
+            return None
         for bucket, scope in ((self.bucket, "connection"), (self.user_bucket, "user")):
             if bucket is None:
                 continue

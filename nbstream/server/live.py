@@ -10,7 +10,6 @@ client that closes normally ends its session at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import msgspec
@@ -71,7 +70,7 @@ class LiveSession:
     def _record(self, message: Message) -> Encoded:
         """Give ``message`` its position (resumable protocols), keep it, return its frame."""
         session, protocol = self.session, self.protocol
-        if protocol.resumable and protocol.in_stream(message):
+        if protocol.resumable and (message.type != "binary" or protocol.in_stream(message)):
             message = msgspec.structs.replace(message, id=session.next_id())
             encoded = protocol.encode(message)
             offset = session.record_out(encoded.data)
@@ -93,8 +92,10 @@ class LiveSession:
         encoded = self._record(message)
         conn = self.connection
         if conn is not None:
-            conn.outbox.put(encoded, urgent=message.type in _URGENT)
-            await conn.outbox.room()
+            outbox = conn.outbox
+            outbox.put(encoded, urgent=message.type in _URGENT)
+            if outbox.crowded:
+                await outbox.room()
 
     def push(self, message: Message) -> bool:
         """Like :meth:`send` but never waits (broadcasts); True if a connection got it."""
@@ -149,13 +150,22 @@ class LiveSession:
         reply = self.handler.reply
         assert reply is not None
         protocol = self.protocol
+        items = reply(request, self.session)
+        ended = False  # the handler sent an ``end`` of its own
         try:
-            async with contextlib.aclosing(reply(request, self.session)) as items:
+            try:
                 async for item in items:
                     message = protocol.to_message(item)
                     await self.send(message)
                     if message.type == MessageType.END and protocol.ends_replies:
-                        return
+                        ended = True
+                        break
+            except BaseException:
+                await items.aclose()  # in this task, so its finally blocks run in order
+                raise
+            if ended:
+                await items.aclose()
+                return
             end = protocol.end_of_reply(request)
             if end is not None:
                 await self.send(end)

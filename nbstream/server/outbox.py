@@ -65,6 +65,11 @@ class Outbox:
         """Bytes waiting for the socket (not counting websockets' own write buffer)."""
         return self._queued_bytes
 
+    @property
+    def crowded(self) -> bool:
+        """True while more than half of ``max_bytes`` waits: :meth:`room` would wait."""
+        return self._queued_bytes > self.max_bytes // 2 and not self.closed
+
     async def room(self) -> None:
         """Wait while more than half of ``max_bytes`` is queued (a fast stream slows to
         the client's pace); returns at once when the outbox is closed."""

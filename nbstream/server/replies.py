@@ -52,22 +52,25 @@ class ReplyQueue:
 
     def _start(self, request: Message) -> None:
         self.current = request
-        task = tasks.start(self._reply(request), name=f"{self._name}-{request.id}")
-        if task.done():  # the reply never waited
-            self._finished(task)
-        else:
+        task = tasks.start(self._run(request), name=f"{self._name}-{request.id}")
+        if not task.done():  # it waits (else it never waited, and is finished)
             self._task = task
-            task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._task = None
-        self.current = None
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("a reply task failed outside its handler", exc_info=exc)
-        if self._waiting and not self.stopped:
-            self._start(self._waiting.popleft())
-        elif self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+    async def _run(self, request: Message) -> None:
+        """One reply, then the next waiting one: no done-callback, no extra loop turn."""
+        try:
+            await self._reply(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("a reply task failed outside its handler")
+        finally:
+            self._task = None
+            self.current = None
+            if self._waiting and not self.stopped:
+                self._start(self._waiting.popleft())
+            elif self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
 
     @property
     def idle(self) -> bool:
