@@ -1,20 +1,28 @@
 """Load testing that lands in pandas: ``nbstream.load_test(url)`` returns a LoadResult.
 
-Modules, one idea each: ``plan`` (the timetable), ``runner`` (the connections),
-``recorder`` (rows and HDR histograms), ``workers`` (this loop or N processes),
-``cluster`` (the workers of a Dask cluster, ``cluster=``), ``progress`` (live figures
-and the progress bar), ``result`` (LoadResult), ``launch`` (the functions below),
-``cli`` (``nbstream load``). See docs/loadtest.md.
+Modules, one idea each: ``plan`` (the timetable), ``runner`` (the connections and
+the built-in flow), ``scenario`` (scripted user flows and :class:`User`), ``client``
+(the lean client of each connection), ``transport`` (the WebSocket library under
+it), ``recorder`` (rows), ``columns``/``histograms``/``frames`` (typed columns, HDR
+histograms, DataFrames), ``workers`` (this loop or N processes), ``shipping``
+(functions to other processes), ``cluster`` (the workers of a Dask cluster,
+``cluster=``), ``progress`` (live figures and the progress bar), ``result``
+(LoadResult, with ``metrics``, ``storage``), ``launch`` (the functions below), ``cli``
+(``nbstream load``). See docs/loadtest.md.
 """
 
+from nbstream.loadtest.client import LoadClient
 from nbstream.loadtest.launch import LoadTest, aload_test, load_test, start_load_test
 from nbstream.loadtest.progress import LoadProgress
 from nbstream.loadtest.result import LoadResult
+from nbstream.loadtest.scenario import User
 
 __all__ = [
+    "LoadClient",
     "LoadProgress",
     "LoadResult",
     "LoadTest",
+    "User",
     "aload_test",
     "load_test",
     "start_load_test",
