@@ -31,9 +31,9 @@ from nbstream.loadtest.recorder import (
 )
 from nbstream.loadtest.transport import Transport, TransportClosed
 from nbstream.protocol import Message, MessageType, StreamClosed, StreamError
-from nbstream.protocol.replies import ReplyStep, Until, request_step
+from nbstream.protocol.replies import ReplyStep, Until, first_frame_ends, request_step
 from nbstream.redact import redact_url
-from nbstream.wire import WireProtocol
+from nbstream.wire import Encoded, WireProtocol
 
 _PING = MessageType.PING
 
@@ -64,6 +64,9 @@ class LoadClient(SyncTwins):
         """When the request in flight is overdue (0: nothing in flight); the watchdog reads it."""
         self.timed_out = False
         self._transport = transport
+        self._first_frame_ends = first_frame_ends(protocol.ends_replies,
+                                                 protocol.in_band_heartbeat)
+        """Any frame back answers a request (no reply ends, no in-band pings)."""
         self._recorder = recorder
         self._session = str(index)
         self._pending: deque[Message] = deque()
@@ -99,13 +102,18 @@ class LoadClient(SyncTwins):
 
     # -- the timed exchange (the data path) ---------------------------------------------
 
-    async def exchange(self, request: Message, until: Until | None, timeout: float,
+    async def exchange(self, request: Message | Encoded, until: Until | None, timeout: float,
                        seq: int = -1, step: str | None = None, intended_ns: int = 0,
-                       lag_ns: int = 0) -> list[Message]:
+                       lag_ns: int = 0, keep: bool = True) -> list[Message]:
         """Send ``request`` and read its replies; with ``seq`` >= 0, record it as a row.
 
+        ``request`` is a message, or the frame of one (``protocol.frame(value)``) where
+        replies name no request.
+
         The row's intended time is ``intended_ns`` if given, else the send time minus
-        ``lag_ns`` (how late the scenario iteration started).
+        ``lag_ns`` (how late the scenario iteration started). ``keep=False`` returns no
+        replies: where the first frame back is the answer whatever it holds, it is then
+        not even decoded (unless someone watches the events).
 
         Raises:
             StreamError: the server answered with an error (the connection goes on
@@ -115,9 +123,12 @@ class LoadClient(SyncTwins):
         """
         if self._closed is not None:
             raise self._closed
-        protocol, recorder = self.protocol, self._recorder
+        protocol, recorder, transport = self.protocol, self._recorder, self._transport
         clock = recorder.clock
-        data, text = protocol.encode(request)
+        if isinstance(request, Encoded):
+            data, text = request
+        else:
+            data, text = protocol.encode(request)
         now = clock()
         record = None
         if seq >= 0:
@@ -125,13 +136,25 @@ class LoadClient(SyncTwins):
                                       len(data), step)
             self.current = record
         self.deadline_ns = now + round(timeout * 1e9)
-        transport = self._transport
         transport.send(data, text)
         if self.events:
             self._emit_out(request, data, text)
-        request_id, ends_replies = request.id, protocol.ends_replies
         replies: list[Message] = []
+        request_id = request.id if isinstance(request, Message) else None
         try:
+            if until is None and self._first_frame_ends and not self.events:
+                # Whatever the first frame holds, it is the answer (request_step says so
+                # for any message of such a protocol): decode it only to return it.
+                frame = await transport.recv()
+                now = clock()
+                if record is not None:
+                    record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
+                self._settle(record, now)
+                if keep:
+                    replies = self._decode(frame)
+                    self._pending.extend(replies[1:])
+                return replies[:1]
+            ends_replies = protocol.ends_replies
             while True:
                 frame = await transport.recv()
                 now = clock()
@@ -145,8 +168,9 @@ class LoadClient(SyncTwins):
                     if message.type == _PING and protocol.in_band_heartbeat:
                         self._pong(message)
                         continue
-                    replies.append(message)
                     outcome = request_step(message, request_id, until, ends_replies)
+                    if keep:
+                        replies.append(message)
                     if outcome is ReplyStep.OTHER:
                         continue
                     if record is not None:
@@ -166,13 +190,13 @@ class LoadClient(SyncTwins):
                     if not error.recoverable and self.record.error is None:
                         self.record.error = str(error.code)  # the server closes next
                     raise error
-        except TransportClosed as exc:
+        except transport.closed_error as exc:
             now = clock()
-            closed = self._lost(exc)
+            closed = self._lost(transport.closed(exc))
             self._settle(record, now, LocalError.TIMEOUT if self.timed_out
-                         else closed_error(exc.code), answered=False)
+                         else closed_error(closed.code), answered=False)
             if self.timed_out:
-                raise TimeoutError(f"no reply to request {request_id} within {timeout} s"
+                raise TimeoutError(f"no reply to request {request_id or ''} within {timeout} s"
                                    ) from None
             raise closed from None
 
@@ -204,8 +228,11 @@ class LoadClient(SyncTwins):
         self._closed = StreamClosed(exc.code, exc.reason)
         return self._closed
 
-    def _emit_out(self, message: Message, data: bytes, text: bool) -> None:
-        self.events.emit("out", "client", self._session, direction="c2s", message=message,
+    def _emit_out(self, request: Message | Encoded, data: bytes, text: bool) -> None:
+        message = request if isinstance(request, Message) else self.protocol.decode_request(
+            data.decode(errors="replace") if text else data)
+        self.events.emit("out", "client", self._session, direction="c2s",
+                         message=message if isinstance(message, Message) else None,
                          size=len(data), opcode=TEXT if text else BINARY,
                          payload=data.decode(errors="replace") if text else data)
 
@@ -220,10 +247,11 @@ class LoadClient(SyncTwins):
         """Read one frame into the pending messages, answering pings."""
         if self._closed is not None:
             raise self._closed
+        transport = self._transport
         try:
-            frame = await self._transport.recv()
-        except TransportClosed as exc:
-            raise self._lost(exc) from None
+            frame = await transport.recv()
+        except transport.closed_error as exc:
+            raise self._lost(transport.closed(exc)) from None
         messages = self._decode(frame)
         size = len(frame) // max(1, len(messages))
         for message in messages:
@@ -295,8 +323,18 @@ class LoadClient(SyncTwins):
                 the connection is then aborted.
             StreamClosed: if the connection closes first.
         """
-        return await self.exchange(self.protocol.to_message(value), until,
+        return await self.exchange(self.outgoing(value), until,
                                    self.timeout if timeout is None else timeout)
+
+    def outgoing(self, value: Any) -> Message | Encoded:
+        """What :meth:`exchange` sends for ``request(value)``: the message, or just its
+        frame where replies name no request (cheaper: no message is built).
+
+        Raises:
+            TypeError: for a value the protocol cannot send.
+        """
+        protocol = self.protocol
+        return protocol.to_message(value) if protocol.ends_replies else protocol.frame(value)
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any
                     ) -> list[Message]:

@@ -175,6 +175,12 @@ class LoadPlan:
         assert self.rate is not None
         return slot / self.rate
 
+    @property
+    def is_constant(self) -> bool:
+        """Every message of the built-in flow has the same payload."""
+        payload = self.payload
+        return isinstance(payload, bytes) or (isinstance(payload, str) and "{" not in payload)
+
     def text(self, connection: int, i: int) -> Any:
         """The payload of message ``i`` on ``connection`` (str or bytes; a payload
         function may also return a JSON value for ``protocol="json"``)."""

@@ -25,6 +25,7 @@ from nbstream.loadtest.recorder import LocalError, Recorder
 from nbstream.loadtest.scenario import ScenarioRun
 from nbstream.loadtest.transport import ConnectFailed, open_transport
 from nbstream.protocol import Message, StreamClosed, StreamError
+from nbstream.wire import Encoded
 
 WATCHDOG_INTERVAL = 0.1
 """Seconds between checks for overdue requests (how late a TIMEOUT may be declared)."""
@@ -52,6 +53,11 @@ class Runner:
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: deque[int] = deque(part.slots)
         self._timetable_ns = 0
+        self._constant: Encoded | None = None
+        """The built-in flow's one frame, when the payload never changes and replies
+        name no request (so that every turn may send the same frame)."""
+        if not self.protocol.ends_replies and plan.is_constant:
+            self._constant = self.protocol.frame(plan.text(0, 0))
 
     async def run(self) -> None:
         """Run the part to the end (or until :meth:`cancel`); never raises for the network."""
@@ -133,11 +139,17 @@ class Runner:
         try:
             if client is None:
                 return
-            turn = self._scenario_turn if self.scenario is not None else self._builtin_turn
+            scenario, message, timeout = self.scenario, self._message, plan.timeout
             while (count is None or i < count) and client.alive:
                 if end_ns is not None and clock() >= end_ns:
                     break
-                await turn(client, i, 0)
+                if scenario is not None:
+                    await scenario.iterate(client, i, 0)
+                else:  # the built-in flow, inline: this loop is the data path
+                    try:
+                        await client.exchange(message(index, i), None, timeout, i, keep=False)
+                    except (StreamError, StreamClosed, TimeoutError):
+                        pass  # recorded; a connection that cannot go on is no longer alive
                 i += 1
         finally:
             if count is not None and not self.cancelled:
@@ -149,7 +161,7 @@ class Runner:
     async def _open(self, client: LoadClient) -> None:
         """Take the next due slot, wait for its time, take the turn."""
         clock, slots = self.recorder.clock, self._slots
-        turn = self._scenario_turn if self.scenario is not None else self._builtin_turn
+        scenario, message, timeout = self.scenario, self._message, self.plan.timeout
         # In-band pings are messages: read them while waiting. WebSocket pings are
         # answered by the transport whether anyone reads or not.
         wait = client.idle if self.protocol.in_band_heartbeat else asyncio.sleep
@@ -163,29 +175,27 @@ class Runner:
                 if not client.alive:
                     slots.appendleft(slot)  # another connection takes it
                     break
-                await turn(client, slot, due)
+                if scenario is not None:
+                    await scenario.iterate(client, slot, due)
+                    continue
+                try:
+                    await client.exchange(message(client.index, slot), None, timeout, slot,
+                                          intended_ns=due, keep=False)
+                except (StreamError, StreamClosed, TimeoutError):
+                    pass  # recorded; a connection that cannot go on is no longer alive
         finally:
             await client.aclose()
 
-    async def _builtin_turn(self, client: LoadClient, seq: int, due_ns: int) -> None:
-        """Send message ``seq`` of the payload and wait for its answer; errors are rows."""
-        try:
-            await client.exchange(self._message(client.index, seq), None, self.plan.timeout,
-                                  seq, intended_ns=due_ns)
-        except (StreamError, StreamClosed, TimeoutError):
-            pass  # recorded; a connection that cannot go on is no longer alive
-
-    async def _scenario_turn(self, client: LoadClient, iteration: int, due_ns: int) -> None:
-        assert self.scenario is not None
-        await self.scenario.iterate(client, iteration, due_ns)
-
-    def _message(self, connection: int, seq: int) -> Message:
-        """Message ``seq`` of the built-in flow on ``connection``."""
+    def _message(self, connection: int, seq: int) -> Message | Encoded:
+        """Message ``seq`` of the built-in flow on ``connection`` (or just its frame,
+        where replies name no request)."""
+        if self._constant is not None:
+            return self._constant
         payload = self.plan.text(connection, seq)
         envelope_type = self.plan.envelope_type
         if envelope_type is not None:
             return Message(envelope_type, {"text": payload})
-        return self.protocol.to_message(payload)
+        return self.protocol.frame(payload)
 
     def _due_ns(self, slot: int) -> int:
         return self._timetable_ns + round(self.plan.intended(slot) * 1e9)

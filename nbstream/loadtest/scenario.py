@@ -153,7 +153,7 @@ class User:
         client = self.client
         try:
             return await client.exchange(
-                client.protocol.to_message(value), until,
+                client.outgoing(value), until,
                 self._run.timeout if timeout is None else timeout, self.iteration,
                 name or REQUEST_STEP, lag_ns=self._lag_ns)
         except (StreamError, StreamClosed, TimeoutError) as exc:

@@ -11,7 +11,7 @@ codes (:class:`ConnectFailed`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -58,6 +58,14 @@ class Transport(ABC):
     name: ClassVar[str]
     """What ``transport=`` calls the library driving it."""
 
+    recv: Callable[[], Awaitable[str | bytes]]
+    """The next message: a text message as str, a binary one as bytes. Cancelling the
+    wait loses nothing. Once the connection is closed and every message was read, it
+    raises :attr:`closed_error`; :meth:`closed` says why. (The library's own receive
+    where it has one, so that a receive costs no extra coroutine.)"""
+
+    closed_error: type[BaseException] = TransportClosed
+
     def __init__(self) -> None:
         self.subprotocol: str | None = None
         """The subprotocol the server agreed to, if any."""
@@ -65,15 +73,10 @@ class Transport(ABC):
         """After :meth:`close`: the code the peer sent (1006 when it sent none)."""
         self.close_reason = ""
 
-    @abstractmethod
-    async def recv(self) -> str | bytes:
-        """The next message: a text message as str, a binary one as bytes.
-
-        Cancelling the wait loses nothing.
-
-        Raises:
-            TransportClosed: once the connection is closed and every message was read.
-        """
+    def closed(self, error: BaseException) -> TransportClosed:
+        """What a :attr:`closed_error` raised by :attr:`recv` means."""
+        assert isinstance(error, TransportClosed)
+        return error
 
     @abstractmethod
     def send(self, data: bytes, text: bool) -> None:
@@ -95,17 +98,19 @@ class WebsocketsTransport(Transport):
     """A connection of the websockets library (``transport="websockets"``)."""
 
     name = "websockets"
+    closed_error = ConnectionClosed
 
     def __init__(self, ws: ClientConnection) -> None:
         super().__init__()
         self.ws = ws
         self.subprotocol = ws.subprotocol
+        self.recv = ws.recv
 
-    async def recv(self) -> str | bytes:
-        try:
-            return await self.ws.recv()
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
+    def closed(self, error: BaseException) -> TransportClosed:
+        assert isinstance(error, ConnectionClosed)
+        received = error.rcvd
+        return TransportClosed(received.code if received is not None else None,
+                               received.reason if received is not None else "")
 
     def send(self, data: bytes, text: bool) -> None:
         # One request in flight per connection: no backpressure to wait for, so the
@@ -118,12 +123,6 @@ class WebsocketsTransport(Transport):
     async def close(self) -> None:
         await self.ws.close()
         self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason or ""
-
-
-def _closed(exc: ConnectionClosed) -> TransportClosed:
-    received = exc.rcvd
-    return TransportClosed(received.code if received is not None else None,
-                           received.reason if received is not None else "")
 
 
 async def open_transport(url: str, timeout: float, options: Mapping[str, Any]) -> Transport:

@@ -84,3 +84,9 @@ def request_step(message: Message, request_id: str | None, until: Until | None,
     if ends_replies:
         return reply_step(message, request_id)
     return ReplyStep.END
+
+
+def first_frame_ends(ends_replies: bool, in_band_heartbeat: bool) -> bool:
+    """Whether the first frame back ends every request sent without ``until``, whatever it
+    holds: the protocol has no reply ends (:func:`request_step`) and no in-band pings."""
+    return not ends_replies and not in_band_heartbeat
