@@ -251,7 +251,7 @@ def _is_async(function: Callable[..., Any]) -> bool:
 def _name(function: Callable[..., Any] | None) -> str | None:
     if function is None:
         return None
-    return str(getattr(function, "__qualname__", repr(function)))
+    return str(getattr(function, "__name__", repr(function)))
 
 
 def _load_plan(data: bytes) -> LoadPlan:

@@ -57,7 +57,7 @@ class ScenarioRun:
         self.plan = plan
         self.recorder = recorder
         self.flow = flow
-        self.name = str(getattr(flow, "__qualname__", type(flow).__name__))
+        self.name = str(getattr(flow, "__name__", type(flow).__name__))
         self.timeout = plan.timeout
         self._users: dict[int, User] = {}
         self._logged: set[str] = set()
