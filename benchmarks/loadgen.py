@@ -17,6 +17,9 @@ Scenarios, 100 connections request/response:
   the load generator sustains rather than what a Python server does.
 * envelope: nbstream's ``echo`` server (chat -> content + end); a plain loop that
   sends JSON chats and reads until ``end`` against ``nbstream.load_test()``.
+* scenario: ``load_test(scenario=...)`` whose flow does one ``user.request`` per
+  iteration against the built-in closed model doing the same exchange (raw, C server):
+  what scripting costs.
 * processes: ``load_test(message_type=None)`` with 1 and 2 worker processes against
   the cheapest echo server at hand (C, libwebsockets, compiled on the fly when ``cc``
   and libwebsockets-dev are installed; else the websockets one), so that the load
@@ -299,6 +302,15 @@ def _on_dask(url: str, seconds: float, workers: int, malloc_trim: bool) -> tuple
         return nbstream_load(url, seconds, message_type=None, cluster=client)
 
 
+async def one_request(user: nbstream.loadtest.User) -> None:
+    """The scenario rows' flow: the built-in flow's exchange, scripted."""
+    await user.request(f"Test message {user.iteration}")
+
+
+def nbstream_scenario(url: str, seconds: float) -> tuple[int, float]:
+    return nbstream_load(url, seconds, protocol="raw", scenario=one_request)
+
+
 Run = Callable[[str, float], tuple[int, float]]
 """A load generator: (url, seconds) -> (messages answered, messages/s)."""
 
@@ -335,6 +347,10 @@ CASES = [
     Case("envelope", "plain websockets loop", "nbstream", _sync(plain_envelope)),
     Case("envelope", "nbstream.load_test", "nbstream", lambda url, s: nbstream_load(url, s),
          "plain websockets loop"),
+    Case("scenario", "load_test closed model", "fast",
+         lambda url, s: nbstream_load(url, s, protocol="raw")),
+    Case("scenario", "scenario, 1 request/iteration", "fast", nbstream_scenario,
+         "load_test closed model"),
     Case("processes", "load_test processes=1", "fast",
          lambda url, s: nbstream_load(url, s, message_type=None)),
     Case("processes", "load_test processes=2", "fast",
@@ -356,8 +372,8 @@ if find_spec("distributed") is not None:
     ]
 
 
-def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
-    """Run every case ``repeats`` times, interleaved; returns them and the fast server used."""
+def measure(seconds: float, repeats: int, cases: list[Case]) -> tuple[list[Case], str]:
+    """Run ``cases`` ``repeats`` times, interleaved; returns them and the fast server used."""
     servers = {kind: ServerProcess.start(kind) for kind in ("raw", "nbstream")}
     binary = build_c_echo()
     servers["fast"] = ServerProcess.start_binary(binary) if binary else servers["raw"]
@@ -365,7 +381,7 @@ def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
     try:
         nbstream_load(servers["raw"].url, 0.2, message_type=None)  # imports pandas etc. once
         for round_ in range(repeats):
-            for case in CASES if round_ % 2 == 0 else CASES[::-1]:
+            for case in cases if round_ % 2 == 0 else cases[::-1]:
                 server = servers[case.server]
                 server_cpu, client_cpu = server.cpu_seconds(), _cpu_seconds()
                 count, rate = case.run(server.url, seconds)
@@ -378,7 +394,7 @@ def measure(seconds: float, repeats: int) -> tuple[list[Case], str]:
     finally:
         for server in {id(s): s for s in servers.values()}.values():
             server.stop()
-    return CASES, fast
+    return cases, fast
 
 
 def table(cases: list[Case]) -> str:
@@ -402,7 +418,10 @@ def table(cases: list[Case]) -> str:
 
 def ceiling(cases: list[Case]) -> str:
     """What the machine's cores allow several load-generator processes, from CPU costs."""
-    one, two = (c for c in cases if c.scenario == "processes")
+    processes = [c for c in cases if c.scenario == "processes"]
+    if len(processes) != 2:
+        return ""
+    one, two = processes
     generator = statistics.median(one.client_cpu)
     server = statistics.median(s / r for s, r in zip(one.server_busy, one.rates, strict=True))
     cores = os.cpu_count() or 1
@@ -431,15 +450,23 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check that every case runs: 1 s, 1 round, no Dask")
+    parser.add_argument("--only", nargs="*", metavar="SCENARIO",
+                        help="run only these scenarios (raw, envelope, scenario, ...)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.repeats = 1.0, 1
+    chosen = [c for c in CASES if (not args.only or c.scenario in args.only)
+              and not (args.quick and c.scenario == "dask")]
     where = f"{machine()}, {cpu_model()}"
     print(f"{where}\n{CONNECTIONS} connections, {args.seconds:g} s per run, "
           f"{args.repeats} rounds", flush=True)
-    cases, fast = measure(args.seconds, args.repeats)
+    cases, fast = measure(args.seconds, args.repeats, chosen)
     result = (f"{table(cases)}\n\nServer of the raw, processes and dask rows: {fast}. "
               f"{ceiling(cases)}")
     print(result)
-    if args.write:
+    if args.write and not (args.quick or args.only):
         write_section(SECTION, (
             f"`python benchmarks/loadgen.py --seconds {args.seconds:g} --repeats "
             f"{args.repeats} --write`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {where}."

@@ -63,6 +63,8 @@ class LoadClient(SyncTwins):
         self.deadline_ns = 0
         """When the request in flight is overdue (0: nothing in flight); the watchdog reads it."""
         self.timed_out = False
+        self.recorded: BaseException | None = None
+        """The latest error a timed request raised after recording its row."""
         self._transport = transport
         self._first_frame_ends = first_frame_ends(protocol.ends_replies,
                                                  protocol.in_band_heartbeat)
@@ -152,8 +154,10 @@ class LoadClient(SyncTwins):
                 self._settle(record, now)
                 if keep:
                     replies = self._decode(frame)
-                    self._pending.extend(replies[1:])
-                return replies[:1]
+                    if len(replies) > 1:
+                        self._pending.extend(replies[1:])
+                        return replies[:1]
+                return replies
             ends_replies = protocol.ends_replies
             while True:
                 frame = await transport.recv()
@@ -189,16 +193,21 @@ class LoadClient(SyncTwins):
                     self._settle(record, now, str(error.code))
                     if not error.recoverable and self.record.error is None:
                         self.record.error = str(error.code)  # the server closes next
+                    if record is not None:
+                        self.recorded = error
                     raise error
         except transport.closed_error as exc:
             now = clock()
             closed = self._lost(transport.closed(exc))
             self._settle(record, now, LocalError.TIMEOUT if self.timed_out
                          else closed_error(closed.code), answered=False)
+            failure: Exception = closed
             if self.timed_out:
-                raise TimeoutError(f"no reply to request {request_id or ''} within {timeout} s"
-                                   ) from None
-            raise closed from None
+                failure = TimeoutError(f"no reply to request {request_id or ''} within "
+                                       f"{timeout} s")
+            if record is not None:
+                self.recorded = failure
+            raise failure from None
 
     def _settle(self, record: MessageRecord | None, now: int, error: str | None = None,
                 answered: bool = True) -> None:

@@ -144,7 +144,15 @@ class Runner:
                 if end_ns is not None and clock() >= end_ns:
                     break
                 if scenario is not None:
-                    await scenario.iterate(client, i, 0)
+                    user = scenario.begin(client, i, 0)
+                    try:
+                        await scenario.flow(user)
+                    except BaseException as exc:  # recorded; cancellation goes on
+                        scenario.end(user, exc)
+                        if not isinstance(exc, Exception):
+                            raise
+                    else:
+                        scenario.end(user)
                 else:  # the built-in flow, inline: this loop is the data path
                     try:
                         await client.exchange(message(index, i), None, timeout, i, keep=False)
@@ -176,7 +184,15 @@ class Runner:
                     slots.appendleft(slot)  # another connection takes it
                     break
                 if scenario is not None:
-                    await scenario.iterate(client, slot, due)
+                    user = scenario.begin(client, slot, due)
+                    try:
+                        await scenario.flow(user)
+                    except BaseException as exc:  # recorded; cancellation goes on
+                        scenario.end(user, exc)
+                        if not isinstance(exc, Exception):
+                            raise
+                    else:
+                        scenario.end(user)
                     continue
                 try:
                     await client.exchange(message(client.index, slot), None, timeout, slot,
