@@ -75,6 +75,10 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
                              "found from the current directory)")
     parser.add_argument("--iterations", type=int,
                         help="--scenario: iterations per connection (default 1)")
+    parser.add_argument("--transport", choices=("auto", "websockets", "picows"),
+                        default="auto",
+                        help="the library driving the connections (default auto: picows "
+                             "when installed, pip install 'nbstream[fast]')")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds for a handshake or an answer (default 30)")
     parser.add_argument("--token-file", metavar="PATH",
@@ -122,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
             message_type=None if args.raw else args.message_type, timeout=args.timeout,
             processes=args.processes, cluster=args.cluster, progress=not args.no_progress,
             protocol="raw" if args.raw else args.protocol, iterations=args.iterations,
-            **extra,
+            transport=args.transport, **extra,
         )
     except (TypeError, ValueError, ImportError) as exc:  # bad arguments; --cluster, no Dask
         raise UsageError(str(exc)) from None

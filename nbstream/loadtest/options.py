@@ -17,7 +17,8 @@ from websockets.asyncio.client import connect as ws_connect
 
 from nbstream import wire
 from nbstream.loadtest.plan import LoadPlan, Payload, Scenario
-from nbstream.validation import count, kind, number, seconds, validate
+from nbstream.loadtest.transport import TRANSPORTS, TransportName, choose
+from nbstream.validation import count, kind, number, one_of, seconds, validate
 
 if TYPE_CHECKING:
     from nbstream.loadtest.cluster import ClusterTarget
@@ -60,6 +61,8 @@ class LoadTestOptions:
     iterations: int | None = field(default=None, metadata=count(1, optional=True))
     data: Any = None
     """A DataFrame or a list of rows for ``user.data``."""
+    transport: TransportName = field(default="auto", metadata=one_of(*TRANSPORTS))
+    """The library driving the connections; "auto": picows when installed and able."""
     connect_options: Mapping[str, Any] = field(default_factory=dict)
     """websockets ``connect`` keywords for every connection."""
 
@@ -119,7 +122,8 @@ class LoadTestOptions:
             processes=1 if self.processes is None else self.processes,
             connect_options=self.connect_options, protocol=protocol,
             type_key=self.type_key, scenario=self.scenario,
-            data=None if self.data is None else list(self.data))
+            data=None if self.data is None else list(self.data), transport=self.transport)
+        choose(self.transport, self.connect_options)  # transport="picows" without picows
         if plan.processes > 1 or self.cluster is not None:
             from nbstream.loadtest.shipping import check_shippable
 
@@ -147,6 +151,7 @@ class LoadTestKwargs(TypedDict, total=False):
     scenario: Scenario | None
     iterations: int | None
     data: Any
+    transport: TransportName
 
 
 def _is_frame(value: Any) -> bool:

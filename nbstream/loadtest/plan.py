@@ -69,6 +69,8 @@ class LoadPlan:
     iterations per connection."""
     data: Sequence[Any] | None = None
     """Rows for ``user.data``, cycled."""
+    transport: str = "auto"
+    """"auto", "websockets" or "picows" (see nbstream.loadtest.transport.choose)."""
 
     @classmethod
     def create(cls, target: str | Server, **fields: Any) -> LoadPlan:

@@ -23,7 +23,7 @@ from nbstream.loadtest.client import LoadClient
 from nbstream.loadtest.plan import PlanPart
 from nbstream.loadtest.recorder import LocalError, Recorder
 from nbstream.loadtest.scenario import ScenarioRun
-from nbstream.loadtest.transport import ConnectFailed, open_transport
+from nbstream.loadtest.transport import ConnectFailed, choose, open_transport
 from nbstream.protocol import Message, StreamClosed, StreamError
 from nbstream.wire import Encoded
 
@@ -46,6 +46,9 @@ class Runner:
         self.recorder = recorder
         self.events = events if events is not None else EventStream()
         self.protocol = plan.wire_protocol()
+        self.library = choose(plan.transport, plan.connect_options)  # type: ignore[arg-type]
+        """The library driving this worker's connections."""
+        recorder.transport = self.library
         self.scenario = (ScenarioRun(plan, recorder, plan.scenario)
                          if plan.scenario is not None else None)
         self.cancelled = False
@@ -101,7 +104,8 @@ class Runner:
             await asyncio.sleep(delay / 1e9)
         record.started_ns = recorder.clock()
         try:
-            transport = await open_transport(plan.url, plan.timeout, plan.connect_options)
+            transport = await open_transport(plan.url, plan.timeout, plan.connect_options,
+                                             self.library)
         except ConnectFailed as exc:
             record.closed_ns = recorder.clock()
             record.error, record.close_reason = exc.error, exc.reason
