@@ -70,7 +70,7 @@ def _ints(records: Sequence[Any], name: str) -> npt.NDArray[np.int64]:
 
 
 def _objects(records: Sequence[Any], name: str) -> npt.NDArray[Any]:
-    return np.array([getattr(r, name) for r in records], dtype=object)
+    return np.fromiter(map(attrgetter(name), records), object, len(records))
 
 
 def _seconds(ns: npt.NDArray[np.int64], t0: int) -> npt.NDArray[np.float64]:
