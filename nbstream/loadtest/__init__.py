@@ -2,13 +2,14 @@
 
 Modules, one idea each: ``plan`` (the timetable), ``runner`` (the connections and
 the built-in flow), ``scenario`` (scripted user flows and :class:`User`), ``client``
-(the lean client of each connection), ``transport`` (the WebSocket library under
-it), ``recorder`` (rows), ``columns``/``histograms``/``frames`` (typed columns, HDR
-histograms, DataFrames), ``workers`` (this loop or N processes), ``shipping``
-(functions to other processes), ``cluster`` (the workers of a Dask cluster,
-``cluster=``), ``progress`` (live figures and the progress bar), ``result``
-(LoadResult, with ``metrics``, ``storage``), ``launch`` (the functions below), ``cli``
-(``nbstream load``). See docs/loadtest.md.
+(the lean client of each connection), ``transport``/``picows_transport``/
+``transports`` (the WebSocket library under it), ``recorder`` (rows),
+``columns``/``histograms``/``frames`` (typed columns, HDR histograms, DataFrames),
+``workers`` (this loop or N processes), ``shipping`` (functions to other
+processes), ``cluster`` (the workers of a Dask cluster, ``cluster=``), ``progress``
+(live figures and the progress bar), ``result`` (LoadResult, with ``metrics``,
+``storage``), ``launch`` (the functions below), ``cli`` (``nbstream load``). See
+docs/loadtest.md.
 """
 
 from nbstream.loadtest.client import LoadClient

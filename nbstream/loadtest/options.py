@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from nbstream import wire
 from nbstream.loadtest.plan import LoadPlan, Payload, Scenario
-from nbstream.loadtest.transport import TRANSPORTS, TransportName, choose
+from nbstream.loadtest.transports import TRANSPORTS, TransportName, choose
 from nbstream.validation import count, kind, number, one_of, seconds, validate
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from nbstream.loadtest.client import LoadClient
 from nbstream.loadtest.plan import PlanPart
 from nbstream.loadtest.recorder import LocalError, Recorder
 from nbstream.loadtest.scenario import ScenarioRun
-from nbstream.loadtest.transport import ConnectFailed, choose, open_transport
+from nbstream.loadtest.transport import ConnectFailed
+from nbstream.loadtest.transports import choose, open_transport
 from nbstream.protocol import Message, StreamClosed, StreamError
 from nbstream.wire import Encoded
 

@@ -3,19 +3,18 @@
 A :class:`Transport` is one open WebSocket reduced to what a load test needs:
 receive a message, send one without waiting, abort, close. Everything that frames
 content as messages is the protocol seam's job (:mod:`nbstream.wire`); everything
-that measures is the recorder's. :func:`open_transport` opens one with websockets
-(always installed) or picows (``pip install 'nbstream[fast]'``,
-:mod:`nbstream.loadtest.picows_transport`) and says why a handshake failed with the
-load tester's error codes (:class:`ConnectFailed`); :func:`choose` resolves
-``transport="auto"``.
+that measures is the recorder's. This module holds the interface and the
+websockets implementation (:func:`open_websockets`); picows' is in
+:mod:`nbstream.loadtest.picows_transport`, and :mod:`nbstream.loadtest.transports`
+chooses between them. Both say why a handshake failed with the load tester's error
+codes (:class:`ConnectFailed`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from importlib.util import find_spec
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -23,9 +22,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from nbstream import wsinternals
 from nbstream.loadtest.recorder import LocalError, http_error
 from nbstream.redact import redact_text
-
-TransportName = Literal["auto", "websockets", "picows"]
-TRANSPORTS = ("auto", "websockets", "picows")
 
 CONNECT_DEFAULTS: dict[str, Any] = {
     "compression": None,
@@ -131,49 +127,17 @@ class WebsocketsTransport(Transport):
         self.close_code, self.close_reason = self.ws.close_code, self.ws.close_reason or ""
 
 
-def choose(transport: TransportName, options: Mapping[str, Any]) -> str:
-    """The library that drives the connections: ``"websockets"`` or ``"picows"``.
-
-    ``"auto"`` is picows when it is installed and honours every option (headers,
-    subprotocols, TLS, compression off...), else websockets.
-
-    Raises:
-        ImportError: ``"picows"`` without picows installed.
-        ValueError: ``"picows"`` with options it cannot honour, or an unknown name.
-    """
-    if transport == "websockets":
-        return transport
-    if transport not in TRANSPORTS:
-        raise ValueError(f"transport={transport!r}: use one of {', '.join(TRANSPORTS)}")
-    if find_spec("picows") is None:
-        if transport == "auto":
-            return "websockets"
-        raise ImportError("transport='picows' needs picows: pip install 'nbstream[fast]'")
-    from nbstream.loadtest.picows_transport import unsupported
-
-    refused = unsupported(options)
-    if refused and transport == "picows":
-        raise ValueError(f"transport='picows' cannot honour {', '.join(refused)}: use "
-                         "transport='websockets' (or 'auto')")
-    return "websockets" if refused else "picows"
-
-
-async def open_transport(url: str, timeout: float, options: Mapping[str, Any],
-                         library: str = "websockets") -> Transport:
+async def open_websockets(url: str, timeout: float, options: Mapping[str, Any]
+                          ) -> WebsocketsTransport:
     """Open a connection to ``url`` within ``timeout`` seconds.
 
     Args:
         options: websockets ``connect`` keywords (they win over CONNECT_DEFAULTS).
-        library: What :func:`choose` chose.
 
     Raises:
         ConnectFailed: naming the load tester's code (HTTP_<status>,
             CONNECTION_REFUSED, CONNECT_TIMEOUT, HANDSHAKE_FAILED, CONNECT_FAILED).
     """
-    if library == "picows":
-        from nbstream.loadtest.picows_transport import open_picows
-
-        return await open_picows(url, timeout, options)
     try:
         ws = await connect(url, **{**CONNECT_DEFAULTS, "open_timeout": timeout, **options})
     except InvalidStatus as exc:

@@ -15,7 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 import nbstream
 from nbstream.loadtest import User
-from nbstream.loadtest.transport import choose
+from nbstream.loadtest.transports import choose
 from tests.conftest import TIMEOUT, ServerFactory
 from tests.loadtest.flows import subscribe_and_leave
 
