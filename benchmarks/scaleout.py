@@ -1,4 +1,5 @@
-"""Scale-out figures: broadcast latency to another server process through Redis.
+"""Scale-out figures: broadcast latency to another server process through Redis, and
+what a resume on another process (a session take-over) costs.
 
 Run on demand: ``python benchmarks/scaleout.py [--broadcasts 500] [--write]`` (needs
 ``redis-server`` on PATH and redis-py). It starts its own redis-server on a free port
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -22,13 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # this checkout's nbstream and tests
 from results import machine, write_section  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
 
 import nbstream  # noqa: E402
+from nbstream.protocol import SUBPROTOCOL  # noqa: E402
 from tests.scaleout.processes import RedisServer, ServerProcess  # noqa: E402
 
 WARMUP = 50
 BURST = 500
 CLIENTS, CHATS, REPEATS = 20, 200, 3
+RESUMES = 100
 
 
 async def arrival(client: nbstream.Client, text: str) -> int:
@@ -91,6 +96,27 @@ async def chat_rate(backplane: str) -> float:
     return rate
 
 
+async def resumes(urls: list[str], count: int) -> list[float]:
+    """ms from connecting to the welcome, for ``count`` resumes of one session that visit
+    ``urls`` in turn; before each resume a chat is answered and the connection is cut."""
+    session, last, took = "", "", []
+    for i in range(count + 1):
+        query = f"?user=bench&session_id={session}&last_id={last}" if session else "?user=bench"
+        started = time.perf_counter_ns()
+        async with connect(urls[i % len(urls)] + query, subprotocols=[SUBPROTOCOL]) as ws:
+            welcome = json.loads(await ws.recv())
+            if session:
+                assert welcome["data"]["recovered"] is True, welcome
+                took.append((time.perf_counter_ns() - started) / 1e6)
+            session = welcome["data"]["session_id"]
+            await ws.send(json.dumps({"type": "chat", "data": {"text": f"hi {i}"}}))
+            while (reply := json.loads(await ws.recv()))["type"] != "end":
+                pass
+            last = reply["id"]
+            ws.transport.abort()  # a network failure: the session waits to be resumed
+    return took
+
+
 def row(name: str, values: list[float]) -> str:
     p99 = statistics.quantiles(values, n=100)[98]
     return f"| {name} | {statistics.median(values):.3f} | {p99:.3f} |"
@@ -117,6 +143,8 @@ async def measure(count: int, folder: Path, version: str) -> str:
         (near_ms, far_ms), redis_calls = await latencies(node_a, [near, far], count)
         (solo_ms,), memory_calls = await latencies(alone, [solo], count)
         received, burst_ms = await burst(node_a, far)
+        same_node_ms = await resumes([node_a.url], RESUMES)
+        other_node_ms = await resumes([node_a.url, node_b.url], RESUMES)
         rates: dict[str, list[float]] = {"memory": [], redis.url: []}
         for _ in range(REPEATS):  # interleaved: the machine's load drifts
             for backplane, runs in rates.items():
@@ -142,6 +170,8 @@ async def measure(count: int, folder: Path, version: str) -> str:
         row("other process through Redis pub/sub (client on node B)", far_ms),
         row("`abroadcast()` call, memory backplane", memory_calls),
         row("`abroadcast()` call, Redis backplane (returns after PUBLISH)", redis_calls),
+        row("resume on the node that holds the session, connect to welcome", same_node_ms),
+        row("resume on the other node (take-over), connect to welcome", other_node_ms),
         "",
         f"Burst: {BURST} broadcasts sent back to back from node A; node B's client got "
         f"{received} of them, in order, the last {burst_ms:.0f} ms after the first was sent.",

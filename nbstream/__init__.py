@@ -7,40 +7,76 @@ Start a server in a cell, connect a client, chat with the scripted agent::
     client = nbstream.connect(server.url)
     client.chat("what is 6*7?")            # or: await client.achat(...)
     server.stop()
+
+Every name below is imported on first use, so ``import nbstream`` stays fast and a
+server never loads pandas or the widgets it does not use.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
+
+import importlib
+import time
 from typing import TYPE_CHECKING
 
-from nbstream.client import Client, StreamClosed, aconnect, connect
-from nbstream.events import EventStream, FlowEvent
-from nbstream.handlers import Agent, run_in_thread
-from nbstream.loadtest import (
-    LoadProgress,
-    LoadResult,
-    LoadTest,
-    aload_test,
-    load_test,
-    start_load_test,
-)
-from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
-from nbstream.running import stop_all
-from nbstream.server import (
-    ConnectionInfo,
-    Server,
-    ServerOptions,
-    ShutdownReport,
-    aserve,
-    serve,
-)
+from nbstream.protocol import envelope as _envelope
+
+_envelope.use_clock(time.time_ns)  # the wall clock of new messages' timestamps
 
 if TYPE_CHECKING:
-    from nbstream.views import FlowView, LoadTestView, ServerView
+    from nbstream.client import Client, StreamClosed, aconnect, connect
+    from nbstream.events import EventStream, FlowEvent
+    from nbstream.faults import FaultProxy, aproxy, proxy
+    from nbstream.handlers import Agent, run_in_thread
+    from nbstream.loadtest import (
+        LoadProgress,
+        LoadResult,
+        LoadTest,
+        aload_test,
+        load_test,
+        start_load_test,
+    )
+    from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
+    from nbstream.running import stop_all
+    from nbstream.server import ConnectionInfo, Server, ServerOptions, ShutdownReport, aserve, serve
+    from nbstream.views import FlowView, LoadTestView, ProxyView, ServerView
 
-try:
-    __version__ = version("nbstream")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+_EXPORTS = {
+    "aconnect": "nbstream.client",
+    "Agent": "nbstream.handlers",
+    "aload_test": "nbstream.loadtest",
+    "aproxy": "nbstream.faults",
+    "aserve": "nbstream.server",
+    "Client": "nbstream.client",
+    "connect": "nbstream.client",
+    "ConnectionInfo": "nbstream.server",
+    "ErrorCode": "nbstream.protocol",
+    "EventStream": "nbstream.events",
+    "FaultProxy": "nbstream.faults",
+    "FlowEvent": "nbstream.events",
+    "FlowView": "nbstream.views",
+    "load_test": "nbstream.loadtest",
+    "LoadProgress": "nbstream.loadtest",
+    "LoadResult": "nbstream.loadtest",
+    "LoadTest": "nbstream.loadtest",
+    "LoadTestView": "nbstream.views",
+    "Message": "nbstream.protocol",
+    "MessageType": "nbstream.protocol",
+    "proxy": "nbstream.faults",
+    "ProxyView": "nbstream.views",
+    "run_in_thread": "nbstream.handlers",
+    "serve": "nbstream.server",
+    "Server": "nbstream.server",
+    "ServerOptions": "nbstream.server",
+    "ServerView": "nbstream.views",
+    "Session": "nbstream.protocol",
+    "Severity": "nbstream.protocol",
+    "ShutdownReport": "nbstream.server",
+    "start_load_test": "nbstream.loadtest",
+    "stop_all": "nbstream.running",
+    "StreamClosed": "nbstream.client",
+    "StreamError": "nbstream.protocol",
+}
+"""Where each public name lives."""
 
 __all__ = [
     "Agent",
@@ -48,6 +84,7 @@ __all__ = [
     "ConnectionInfo",
     "ErrorCode",
     "EventStream",
+    "FaultProxy",
     "FlowEvent",
     "FlowView",
     "LoadProgress",
@@ -56,6 +93,7 @@ __all__ = [
     "LoadTestView",
     "Message",
     "MessageType",
+    "ProxyView",
     "Server",
     "ServerOptions",
     "ServerView",
@@ -66,9 +104,11 @@ __all__ = [
     "StreamError",
     "aconnect",
     "aload_test",
+    "aproxy",
     "aserve",
     "connect",
     "load_test",
+    "proxy",
     "run_in_thread",
     "serve",
     "start_load_test",
@@ -77,9 +117,21 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Load the views (ipywidgets, about 0.6 s to import) on first use only."""
-    if name in ("FlowView", "LoadTestView", "ServerView"):
-        from nbstream import views
+    """Import a public name's module on first use (PEP 562)."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
 
-        return getattr(views, name)
-    raise AttributeError(f"module 'nbstream' has no attribute {name!r}")
+        try:
+            return version("nbstream")
+        except PackageNotFoundError:  # a source tree that was not installed
+            return "0+unknown"
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbstream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

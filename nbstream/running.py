@@ -16,6 +16,9 @@ KINDS = ("load test", "client", "proxy", "server")
 """What :func:`stop_all` stops, in this order: load tests before the clients they use,
 proxies before the servers behind them."""
 
+PLURAL = {"load test": "load tests", "client": "clients", "proxy": "proxies",
+          "server": "servers"}
+
 Stop = Callable[[Any], str | None]
 """Stops one object; returns what it did ("stopped in 0.1 s: ...") or None when the
 object had already stopped and there was nothing to do."""
@@ -42,11 +45,11 @@ class StopAllReport:
     def __str__(self) -> str:
         if not any(self.stopped.values()):
             return "nothing was running: every server, client, proxy and load test had stopped"
-        lines = []
-        for kind, done in self.stopped.items():
-            if done:
-                lines.append(f"{len(done)} {kind}{'s' if len(done) != 1 else ''}:")
-                lines.extend(f"  {line}" for line in done)
+        counts = [f"{len(done)} {kind if len(done) == 1 else PLURAL[kind]}"
+                  for kind, done in self.stopped.items() if done]
+        listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
+        lines = [f"stopped {listed}:"]
+        lines.extend(f"- {line}" for done in self.stopped.values() for line in done)
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@ flags after the sub-command and from the environment, one-line errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -159,3 +160,16 @@ def test_serve_takes_tls_origins_and_users_from_files_and_the_environment(
     finally:
         assert process.stop() == 0
     assert not any("tok-" in line for line in process.lines)
+
+
+def test_per_user_limits_fail_as_chosen_when_redis_cannot_count() -> None:
+    from nbstream.server.cli import server_options
+
+    closed, _ = server_options(parse_args(["serve", "--backplane-limits", "closed"], {}), {})
+    assert closed["backplane_limits"] == "closed"
+    from_env, _ = server_options(parse_args(["serve"], {"NBSTREAM_BACKPLANE_LIMITS": "closed"}),
+                                 {})
+    assert from_env["backplane_limits"] == "closed"
+    server = nbstream.Server("echo", "127.0.0.1", 0, "/ws", nbstream.ServerOptions(
+        backplane="redis://127.0.0.1:1/0", backplane_limits="closed"), asyncio.new_event_loop())
+    assert getattr(server.backplane, "limits", None) == "closed"

@@ -67,5 +67,4 @@ def test_no_module_is_too_long() -> None:
     """One concern per file: about 400 lines at most (docs/architecture.md)."""
     long = {str(path.relative_to(ROOT)): n for path in (ROOT / "nbstream").rglob("*.py")
             if (n := len(path.read_text().splitlines())) > 450}
-    long.pop("nbstream/backplane/redis.py", None)  # being split with issue 18's changes
     assert long == {}

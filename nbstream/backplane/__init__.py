@@ -5,13 +5,26 @@
 :mod:`nbstream.backplane.redis` and docs/scaling.md.
 """
 
-from nbstream.backplane.base import Backplane, Delivery, MemoryBackplane, SessionRecord
+from nbstream.backplane.base import (
+    Backplane,
+    BackplaneStats,
+    Claim,
+    ClaimOutcome,
+    Delivery,
+    MemoryBackplane,
+    SessionRecord,
+)
 
-__all__ = ["Backplane", "Delivery", "MemoryBackplane", "SessionRecord", "create"]
+__all__ = ["Backplane", "BackplaneStats", "Claim", "ClaimOutcome", "Delivery",
+           "MemoryBackplane", "SessionRecord", "create"]
 
 
-def create(spec: str | Backplane) -> Backplane:
-    """A backplane from ``"memory"``, a ``redis://`` URL, or an instance."""
+def create(spec: str | Backplane, *, limits: str = "open") -> Backplane:
+    """A backplane from ``"memory"``, a ``redis://`` URL, or an instance.
+
+    ``limits`` ("open" or "closed") is what a Redis backplane's per-user limits do while
+    Redis cannot count (see :data:`nbstream.backplane.members.LimitFailure`).
+    """
     if isinstance(spec, Backplane):
         return spec
     if spec == "memory":
@@ -19,5 +32,5 @@ def create(spec: str | Backplane) -> Backplane:
     if spec.startswith(("redis://", "rediss://", "unix://")):
         from nbstream.backplane.redis import RedisBackplane
 
-        return RedisBackplane(spec)
+        return RedisBackplane(spec, limits="closed" if limits == "closed" else "open")
     raise ValueError(f"unknown backplane {spec!r}: use 'memory' or a redis:// URL")

@@ -3,12 +3,12 @@
 Modules, one job each: ``options`` (every keyword, defined once), ``opening`` (the
 handshake and welcome), ``watchdog`` (receive deadlines and idle checks), ``turns``
 (who reads the socket), ``reconnect`` (reconnect, resume, heartbeat), ``sync`` (the
-plain twins), ``client`` (reading, writing, chat, request) and ``connect``. The session
+plain twins), ``client`` (reading, writing, chat, request) and ``connecting``. The session
 bookkeeping itself is sans-I/O: :mod:`nbstream.protocol.client_session`.
 """
 
 from nbstream.client.client import Client
-from nbstream.client.connect import aconnect, connect
+from nbstream.client.connecting import aconnect, connect
 from nbstream.client.options import DEFAULT_TIMEOUT, ConnectKwargs, ConnectOptions
 from nbstream.client.turns import IDLE_CHECK, MAX_PENDING
 from nbstream.protocol import StreamClosed

@@ -141,6 +141,9 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
 
     async def _read_frame(self) -> None:
         """Read one frame into the pending messages (answering pings); caller holds the lock."""
+        reconnecting = self._reconnecting
+        if reconnecting is not None and not reconnecting.done():
+            await asyncio.wait([reconnecting])  # it reads the next socket's welcome first
         if self._closed is not None:
             raise self._closed
         assert self._ws is not None

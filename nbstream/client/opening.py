@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from nbstream.client.options import ConnectOptions
 from nbstream.logs import websockets_logger
@@ -57,6 +57,8 @@ async def open_websocket(address: str, options: ConnectOptions, protocol: WirePr
         raise StreamClosed(None, f"handshake refused with HTTP {status}",
                            StreamError(code, f"HTTP {status}",
                                        details={"status": status})) from None
+    except InvalidHandshake as exc:  # dropped mid-handshake; a reconnect tries again
+        raise StreamClosed(None, f"opening handshake failed: {exc}") from None
     if options.token and options.token_in == "message":
         await ws.send(protocol.encode(Message(MessageType.AUTH, {"token": options.token})).data,
                       text=True)

@@ -1,22 +1,39 @@
 """Load testing that lands in pandas: ``nbstream.load_test(url)`` returns a LoadResult.
 
-Modules, one idea each: ``plan`` (the timetable), ``runner`` (the connections and
-the built-in flow), ``scenario`` (scripted user flows and :class:`User`), ``client``
-(the lean client of each connection), ``transport``/``picows_transport``/
-``transports`` (the WebSocket library under it), ``recorder`` (rows),
-``columns``/``histograms``/``frames`` (typed columns, HDR histograms, DataFrames),
-``workers`` (this loop or N processes), ``shipping`` (functions to other
-processes), ``cluster`` (the workers of a Dask cluster, ``cluster=``), ``progress``
-(live figures and the progress bar), ``result`` (LoadResult, with ``metrics``,
-``storage``), ``launch`` (the functions below), ``cli`` (``nbstream load``). See
-docs/loadtest.md.
+Modules, one idea each: ``options`` (every keyword), ``plan`` (the timetable),
+``runner`` (the connections and the built-in flow), ``scenario`` (scripted user flows
+and :class:`User`), ``client`` (the lean client of each connection),
+``transport``/``picows_transport``/``transports`` (the WebSocket library under it),
+``recorder`` (rows), ``columns``/``histograms``/``frames`` (typed columns, HDR
+histograms, DataFrames), ``workers`` (this loop or N processes), ``shipping``
+(functions to other processes), ``cluster`` (the workers of a Dask cluster,
+``cluster=``), ``faults`` (a fault schedule), ``progress`` (live figures and the
+progress bar), ``result`` (LoadResult, with ``metrics``, ``storage``, ``plot``),
+``launch`` (the functions below), ``cli`` (``nbstream load``). See docs/loadtest.md.
 """
 
-from nbstream.loadtest.client import LoadClient
-from nbstream.loadtest.launch import LoadTest, aload_test, load_test, start_load_test
-from nbstream.loadtest.progress import LoadProgress
-from nbstream.loadtest.result import LoadResult
-from nbstream.loadtest.scenario import User
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbstream.loadtest.client import LoadClient
+    from nbstream.loadtest.launch import LoadTest, aload_test, load_test, start_load_test
+    from nbstream.loadtest.progress import LoadProgress
+    from nbstream.loadtest.result import LoadResult
+    from nbstream.loadtest.scenario import User
+
+_EXPORTS = {
+    "LoadClient": "nbstream.loadtest.client",
+    "LoadProgress": "nbstream.loadtest.progress",
+    "LoadResult": "nbstream.loadtest.result",
+    "LoadTest": "nbstream.loadtest.launch",
+    "User": "nbstream.loadtest.scenario",
+    "aload_test": "nbstream.loadtest.launch",
+    "load_test": "nbstream.loadtest.launch",
+    "start_load_test": "nbstream.loadtest.launch",
+}
 
 __all__ = [
     "LoadClient",
@@ -28,3 +45,14 @@ __all__ = [
     "load_test",
     "start_load_test",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use, so that the command-line tools and
+    ``import nbstream`` stay fast (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

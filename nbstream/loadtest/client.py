@@ -22,13 +22,8 @@ from nbstream.client.messages import NO_DATA, chat_message, message_for
 from nbstream.client.sync import SyncTwins
 from nbstream.client.turns import MAX_PENDING
 from nbstream.events import BINARY, TEXT, EventStream
-from nbstream.loadtest.recorder import (
-    ConnectionRecord,
-    LocalError,
-    MessageRecord,
-    Recorder,
-    closed_error,
-)
+from nbstream.loadtest.errors import LocalError, closed_error
+from nbstream.loadtest.recorder import ConnectionRecord, MessageRecord, Recorder
 from nbstream.loadtest.transport import Transport, TransportClosed
 from nbstream.protocol import Message, MessageType, StreamClosed, StreamError
 from nbstream.protocol.replies import ReplyStep, Until, first_frame_ends, request_step

@@ -10,24 +10,37 @@ parts come back as the tasks' results and merge in ``LoadResult.from_parts`` exa
 as the parts of worker processes do. No Dask Queue, Variable or Event is involved, so
 nothing of a test stays on the scheduler.
 
+A worker lost mid-test (its process died and the scheduler dropped it, or it has not
+answered for the plan's ``timeout``) does not stop the test: its part becomes
+WORKER_LOST rows (:func:`~nbstream.loadtest.recorder.lost_part`) and the other
+workers' rows are kept. A worker lost before the start fails the test at once.
+
 Needs ``pip install 'nbstream[dask]'`` here and nbstream on every worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from nbstream.loadtest.plan import LoadPlan, PlanPart
-from nbstream.loadtest.recorder import PartialResult
+from nbstream.loadtest.recorder import PartialResult, lost_part
 from nbstream.loadtest.workers import Channel, OnTick, Report, run_part, run_parts
 
 if TYPE_CHECKING:
     import distributed
     from distributed.deploy.cluster import Cluster
+
+logger = logging.getLogger(__name__)
+
+CALL_TIMEOUT = 2.0
+"""Seconds one call to the workers may take before this tick goes without their reports
+(they keep them for the next); only a worker dying during the call makes it that slow."""
 
 ClusterTarget: TypeAlias = "distributed.Client | Cluster | str"
 """A ``distributed.Client``, a cluster object (``LocalCluster``...) or a scheduler
@@ -87,13 +100,15 @@ class ClusterRun:
 
     async def _run(self, client: distributed.Client, on_tick: OnTick) -> list[PartialResult]:
         addresses = await self._choose(client)
-        hub = _ClusterHub(client, uuid.uuid4().hex, addresses)
-        tasks = [client.submit(load_test_part, part, hub.test, pure=False, workers=[address],
+        parts = self.plan.split(len(addresses))
+        test = uuid.uuid4().hex
+        tasks = [client.submit(load_test_part, part, test, pure=False, workers=[address],
                                allow_other_workers=False)
-                 for part, address in zip(self.plan.split(len(addresses)), addresses,
-                                          strict=True)]
+                 for part, address in zip(parts, addresses, strict=True)]
         loop = asyncio.get_running_loop()
         futures = [_bridge(task, loop) for task in tasks]
+        hub = _ClusterHub(client, test, dict(zip(addresses, zip(parts, futures, strict=True),
+                                                 strict=True)), self.plan.timeout)
         try:
             return await run_parts(futures, hub, on_tick, lambda: self._cancelled)
         finally:
@@ -119,24 +134,82 @@ class ClusterRun:
         self._cancelled = True
 
 
-class _ClusterHub:
-    """The run's end of the workers' channels for test ``test``, through ``Client.run``."""
+class WorkerLost(RuntimeError):
+    """A Dask worker was lost before the load test started; run it again."""
 
-    def __init__(self, client: distributed.Client, test: str, addresses: list[str]) -> None:
+
+class _ClusterHub:
+    """The run's end of the workers' channels for test ``test``, through ``Client.run``.
+
+    Watches its workers at every tick: one the scheduler no longer lists, or that has
+    not answered for ``timeout`` seconds, is lost; its part's future then gets
+    WORKER_LOST rows (or, before the start, :class:`WorkerLost`).
+    """
+
+    def __init__(self, client: distributed.Client, test: str,
+                 workers: dict[str, tuple[PlanPart, asyncio.Future[PartialResult]]],
+                 timeout: float) -> None:
         self.client = client
         self.test = test
-        self.addresses = addresses
+        self.workers = workers
+        self.timeout = timeout
+        self.started_at: float | None = None
+        self._heard = {address: time.monotonic() for address in workers}
+        """When each live worker last answered (monotonic)."""
+        self._lost: list[Report] = []
+
+    @property
+    def live(self) -> list[str]:
+        return list(self._heard)
 
     async def _on_workers(self, function: Callable[..., Any], *args: Any) -> dict[str, Any]:
-        replies: dict[str, Any] = await _call(self.client, self.client.run, function,
-                                              self.test, *args, workers=self.addresses)
+        """``function(test, *args)`` on every live worker: {address: result or error}."""
+        if not self._heard:
+            return {}
+        try:
+            replies: dict[str, Any] = await asyncio.wait_for(
+                _call(self.client, self.client.run, function, self.test, *args,
+                      workers=self.live, on_error="return"), CALL_TIMEOUT)
+        except TimeoutError:
+            return {}
         return replies
 
     async def reports(self) -> list[Report]:
-        replies = await self._on_workers(_drain)
-        return [report for reports in replies.values() for report in reports]
+        present = set(await _call(self.client, self.client.nthreads))
+        for address in self.live:
+            if address not in present:
+                self._lose(address, "it left the cluster")
+        reports, now = self._lost, time.monotonic()
+        self._lost = []
+        for address, reply in (await self._on_workers(_drain)).items():
+            if address not in self._heard:
+                continue
+            if isinstance(reply, BaseException):
+                if now - self._heard[address] > self.timeout:
+                    self._lose(address, f"it did not answer for {self.timeout:g} s ({reply})")
+            else:
+                self._heard[address] = now
+                reports += reply
+        return reports
+
+    def _lose(self, address: str, why: str) -> None:
+        del self._heard[address]
+        part, future = self.workers[address]
+        reason = f"Dask worker {address} was lost: {why}"
+        if future.done():  # its part came back before
+            return
+        if self.started_at is None:
+            future.set_exception(WorkerLost(f"{reason}, before the load test started"))
+            return
+        logger.warning("%s, %.1f s into the load test; its part (%d connections) is kept as "
+                       "WORKER_LOST rows", reason, time.time() - self.started_at,
+                       len(part.connections))
+        future.set_result(lost_part(part, self.started_at, reason))
+        self._lost.append(("done", part.index, None))
 
     async def start(self, at: float) -> None:
+        if self.started_at is None:
+            self.started_at = at
         await self._on_workers(_release, at)
 
     async def stop(self) -> None:

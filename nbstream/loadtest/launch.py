@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import dataclasses
 import html
 import inspect
 import logging
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from nbstream import running, runtime
 from nbstream.events import EventStream
+from nbstream.loadtest.faults import FaultRun, check_schedule
 from nbstream.loadtest.options import LoadTestKwargs, LoadTestOptions
 from nbstream.loadtest.plan import LoadPlan
 from nbstream.loadtest.progress import LoadProgress, ProgressBar, ProgressTracker
@@ -69,8 +72,11 @@ class LoadTest:
     """
 
     def __init__(self, plan: LoadPlan, loop: asyncio.AbstractEventLoop,
-                 cluster: ClusterTarget | None = None, workers: int | None = None) -> None:
+                 cluster: ClusterTarget | None = None, workers: int | None = None,
+                 faults: FaultRun | None = None) -> None:
         self.plan = plan
+        self.faults = faults
+        """The fault proxy and schedule the load goes through (``faults=``), if any."""
         self.events = EventStream()
         """FlowEvents of a run on this loop (one process, no cluster): "open"/"close",
         "out" (c2s) and "in" (s2c), source "client", session_id = the connection index.
@@ -97,9 +103,14 @@ class LoadTest:
         self._task.add_done_callback(self._settle)
 
     async def _run(self) -> LoadResult:
-        parts = await self._execution.run(self._on_ticks)
+        faults = self.faults
+        async with faults.applied() if faults else contextlib.nullcontext():
+            parts = await self._execution.run(self._on_ticks)
         # "processes": the parts that ran (a cluster's workers are known only now)
-        return LoadResult.from_parts(parts, {**self.plan.parameters(), "processes": len(parts)})
+        parameters = {**self.plan.parameters(), "processes": len(parts)}
+        if faults is not None:
+            parameters.update(faults.parameters(parts))
+        return LoadResult.from_parts(parts, parameters)
 
     def _on_ticks(self, ticks: list[tuple[int, Tick]]) -> None:
         with self._lock:
@@ -231,7 +242,14 @@ def start_load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> 
     """
     opts = LoadTestOptions.from_kwargs(options)
     plan = opts.plan(target)
-    test = LoadTest(plan, runtime.home_loop(), opts.cluster, opts.processes)
+    run = None
+    if opts.faults is not None:
+        if opts.cluster is not None:
+            raise ValueError("faults= sends the load through a proxy on 127.0.0.1, which a "
+                             "cluster's workers cannot reach: drop cluster= or faults=")
+        run = FaultRun(plan.url, check_schedule(opts.faults), runtime.home_loop())
+        plan = dataclasses.replace(plan, url=run.url)
+    test = LoadTest(plan, runtime.home_loop(), opts.cluster, opts.processes, run)
     if opts.progress:
         test.subscribe(ProgressBar(plan.planned, f"load test {plan.shown_url}"))
     test._start()
@@ -287,6 +305,11 @@ def load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> LoadRe
         data: With ``scenario``: a DataFrame or list whose rows ``user.data`` deals.
         transport: "auto" (picows when installed and able, else websockets),
             "websockets" or "picows" (``pip install 'nbstream[fast]'``).
+        faults: Run the load through a fault proxy with this schedule:
+            ``[(start_s, duration_s, fault, params), ...]``, e.g. ``(2, 3, "latency",
+            {"ms": 100, "direction": "both"})`` (see docs/faults.md). The result's
+            ``timeseries`` and ``plot()`` mark the windows; ``summary()`` adds figures
+            inside and outside them.
         **connect_options: Passed to ``websockets.asyncio.client.connect`` (e.g.
             ``additional_headers``, ``subprotocols``, ``max_size``, ``compression``);
             any other keyword is refused by name.

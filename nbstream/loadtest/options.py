@@ -9,7 +9,7 @@ does not know but websockets' ``connect`` does (``additional_headers``,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -22,6 +22,7 @@ from nbstream.validation import count, kind, number, one_of, seconds, validate
 
 if TYPE_CHECKING:
     from nbstream.loadtest.cluster import ClusterTarget
+    from nbstream.loadtest.faults import FaultEntry
     from nbstream.server import Server
 
 CONNECT_KEYWORDS = frozenset(inspect.signature(ws_connect.__init__).parameters) - {
@@ -63,6 +64,7 @@ class LoadTestOptions:
     """A DataFrame or a list of rows for ``user.data``."""
     transport: TransportName = field(default="auto", metadata=one_of(*TRANSPORTS))
     """The library driving the connections; "auto": picows when installed and able."""
+    faults: Iterable[FaultEntry] | None = None
     connect_options: Mapping[str, Any] = field(default_factory=dict)
     """websockets ``connect`` keywords for every connection."""
 
@@ -152,6 +154,7 @@ class LoadTestKwargs(TypedDict, total=False):
     iterations: int | None
     data: Any
     transport: TransportName
+    faults: Iterable[FaultEntry] | None
 
 
 def _is_frame(value: Any) -> bool:

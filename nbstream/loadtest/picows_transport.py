@@ -21,7 +21,7 @@ from typing import Any
 import picows
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-from nbstream.loadtest.recorder import LocalError, http_error
+from nbstream.loadtest.errors import LocalError, http_error
 from nbstream.loadtest.transport import ConnectFailed, Transport, TransportClosed
 
 SUPPORTED_MAJOR = range(2, 3)

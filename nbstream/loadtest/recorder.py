@@ -10,15 +10,15 @@ No I/O.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import msgspec
 
 from nbstream.loadtest.columns import Checks, Columns, PartialResult, to_part
+from nbstream.loadtest.errors import LocalError, closed_error, http_error
 from nbstream.loadtest.histograms import (
     HISTOGRAMS,
     decode_histogram,
@@ -26,40 +26,11 @@ from nbstream.loadtest.histograms import (
     new_histogram,
 )
 
+if TYPE_CHECKING:
+    from nbstream.loadtest.plan import PlanPart
+
 Clock = Callable[[], int]
 """A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless injected."""
-
-
-class LocalError(enum.StrEnum):
-    """Error codes the load tester assigns itself (server codes are kept as sent)."""
-
-    NOT_SENT = "NOT_SENT"
-    """The message (or scenario iteration) was planned but its connection failed or
-    closed before sending (running) it."""
-    TIMEOUT = "TIMEOUT"
-    """No final reply within ``timeout``; the connection is then closed (later replies
-    could not be told apart) and its remaining messages are NOT_SENT."""
-    CANCELLED = "CANCELLED"
-    """The test was cancelled while the message was in flight."""
-    CONNECTION_REFUSED = "CONNECTION_REFUSED"
-    CONNECT_TIMEOUT = "CONNECT_TIMEOUT"
-    CONNECT_FAILED = "CONNECT_FAILED"
-    """Any other network error while connecting (DNS, reset, too many open files)."""
-    HANDSHAKE_FAILED = "HANDSHAKE_FAILED"
-    """The peer is not a WebSocket server, or the handshake broke off."""
-
-
-def http_error(status: int) -> str:
-    """The code of a handshake refused with HTTP ``status``: ``HTTP_503``."""
-    return f"HTTP_{status}"
-
-
-def closed_error(code: int | None) -> str:
-    """The code of a connection the peer closed too early: ``CLOSED_1011``.
-
-    1006 means the TCP connection ended without a close frame.
-    """
-    return f"CLOSED_{1006 if code is None else code}"
 
 
 class MessageRecord(msgspec.Struct, gc=False):
@@ -264,10 +235,11 @@ class Recorder:
         else:
             self.errors += 1
 
-    def not_sent(self, connection: int, seq: int, intended_ns: int = 0) -> None:
-        """Keep a planned message that was never sent, as a NOT_SENT row."""
+    def not_sent(self, connection: int, seq: int, intended_ns: int = 0,
+                 error: str = LocalError.NOT_SENT) -> None:
+        """Keep a planned message that was never sent (or not known to be), as an error row."""
         record = MessageRecord(connection, seq, intended_ns, 0, 0)
-        record.error = LocalError.NOT_SENT
+        record.error = error
         self.messages.append(record)
         self.finished.append(record)
         self.errors += 1
@@ -319,6 +291,34 @@ class Recorder:
                        self.iterations, checks, self.transport)
 
 
+def lost_part(part: PlanPart, started_at: float, reason: str) -> PartialResult:
+    """The rows of a part whose worker was lost, all with the error WORKER_LOST.
+
+    Every connection of the part gets a row (``close_reason`` says why), and so does
+    every message (a scenario: every iteration) it was to send where the plan fixes
+    their number (a ``messages`` or ``iterations`` count, or the open model's
+    timetable); a closed model bounded by ``duration`` leaves none. What the worker
+    measured before it was lost is gone.
+    """
+    recorder = Recorder(lambda: 0, started_at, 0)
+    for index in part.connections:
+        record = recorder.connection(index)
+        record.error, record.close_reason = LocalError.WORKER_LOST, reason
+    plan = part.plan
+    if plan.rate is not None:
+        planned = [(-1, slot) for slot in part.slots]
+    elif plan.duration is None:
+        planned = [(c, i) for c in part.connections for i in range(plan.messages)]
+    else:
+        planned = []
+    for connection, seq in planned:
+        if plan.scenario is not None:
+            recorder.iteration(connection, seq, 0, 0).error = LocalError.WORKER_LOST
+        else:
+            recorder.not_sent(connection, seq, error=LocalError.WORKER_LOST)
+    return recorder.to_part(part.index)
+
+
 __all__ = [
     "HISTOGRAMS",
     "Clock",
@@ -337,5 +337,6 @@ __all__ = [
     "decode_histogram",
     "histogram_of",
     "http_error",
+    "lost_part",
     "new_histogram",
 ]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nbstream.loadtest import frames, storage
+from nbstream.loadtest import faults, frames, storage
 from nbstream.loadtest.columns import PartialResult
 from nbstream.loadtest.histograms import HISTOGRAMS, new_histogram
 from nbstream.loadtest.metrics import PERCENTILES, Metric, format_value, metrics
@@ -27,7 +27,8 @@ from nbstream.loadtest.metrics import PERCENTILES, Metric, format_value, metrics
 if TYPE_CHECKING:
     import pandas as pd
     from hdrh.histogram import HdrHistogram
-    from matplotlib.figure import Figure
+
+    from nbstream.loadtest.plot import ResultFigure, Theme
 
 __all__ = ["PERCENTILES", "LoadResult", "library_versions"]
 
@@ -126,6 +127,8 @@ class LoadResult:
         bucket's end) and the p50/p99 latency (seconds) of the messages completed in it.
 
         ``p99_corrected`` is the p99 of ``latency_corrected`` (the open model's view).
+        A test run with ``faults=`` also has ``fault``: the faults in force during the
+        second ("" for none).
         """
         import pandas as pd
 
@@ -153,6 +156,8 @@ class LoadResult:
         frame["p50"] = groups["latency"].quantile(0.5).reindex(index)
         frame["p99"] = groups["latency"].quantile(0.99).reindex(index)
         frame["p99_corrected"] = groups["latency_corrected"].quantile(0.99).reindex(index)
+        if windows := faults.windows_of(self.parameters):
+            frame["fault"] = faults.per_second(windows, buckets)
         return frame
 
     def summary(self) -> pd.DataFrame:
@@ -164,9 +169,12 @@ class LoadResult:
         their intended time (the open model's timetable, kept to about a millisecond).
         A scenario adds its iterations (``iterations_failed``, ``iteration_p99`` without
         think time...), its steps (``step.<name>.p99``...) and checks
-        (``check.<name>.fails``). The test's parameters (``transport``: the library that
-        drove the connections), versions and start time are in ``.attrs``;
-        ``print(result)`` shows the same table with readable units.
+        (``check.<name>.fails``). A test run with ``faults=`` adds ``inside_faults.*``
+        and ``outside_faults.*`` rows (requests, errors, throughput, p50, p99 of messages
+        sent inside a fault window, and outside all of them). The test's parameters
+        (``transport``: the library that drove the connections), versions and start
+        time are in ``.attrs``; ``print(result)`` shows the same table with readable
+        units.
         """
         import pandas as pd
 
@@ -179,8 +187,9 @@ class LoadResult:
 
     @cached_property
     def _metrics(self) -> list[Metric]:
-        return metrics(self.messages, self.connections, self.histograms, self.iterations,
+        rows = metrics(self.messages, self.connections, self.histograms, self.iterations,
                        self.steps, self.checks)
+        return rows + faults.inside_outside(self.messages, faults.windows_of(self.parameters))
 
     # -- comparing and plotting --------------------------------------------------------
 
@@ -198,58 +207,19 @@ class LoadResult:
         frame["change"] = frame[b] / frame[a] - 1
         return frame
 
-    def plot(self, *others: LoadResult, labels: Sequence[str] | None = None) -> Figure:
+    def plot(self, *others: LoadResult, labels: Sequence[str] | None = None,
+             theme: Theme = "light") -> ResultFigure:
         """A figure: latency CDF (log scale), throughput, p99 and errors over time, and
         for a scenario the latency of each step and the checks.
 
         Pass other results to draw them on the same axes (``a.plot(b, labels=["before",
-        "after"])``). Returns a matplotlib Figure: it shows itself in a notebook; save
-        it with ``fig.savefig("load.png")``.
+        "after"])``). Returns a matplotlib Figure that shows itself as an image when it is
+        a cell's last expression (no ``%matplotlib`` needed); save it with
+        ``fig.savefig("load.png")``. ``theme="dark"`` draws light text for a dark page.
         """
-        from matplotlib.figure import Figure
+        from nbstream.loadtest.plot import plot_results
 
-        runs = [self, *others]
-        names = list(labels) if labels is not None else (
-            [""] if not others else [f"run {i + 1}" for i in range(len(runs))])
-        scenario = any(len(run.steps) or len(run.checks) for run in runs)
-        figure = Figure(figsize=(11, 10.5 if scenario else 7), layout="constrained")
-        grid = figure.subplots(3 if scenario else 2, 2)
-        (cdf, rate), (tail, errors) = grid[0], grid[1]
-        width = 0.8 / len(runs)
-        for i, (run, name) in enumerate(zip(runs, names, strict=True)):
-            color = f"C{i}"
-            prefix = f"{name} " if name else ""
-            ok = run.messages[run.messages["error"].isna()]
-            columns = ["latency"]
-            if run.parameters.get("model") == "open":
-                columns.append("latency_corrected")
-            for column, style in zip(columns, ("-", "--"), strict=False):
-                values = np.sort(ok[column].dropna().to_numpy())
-                if len(values):
-                    cdf.plot(values * 1e3, np.arange(1, len(values) + 1) / len(values), style,
-                             color=color, label=f"{prefix}{column.replace('_', ' ')}")
-            ts = run.timeseries
-            rate.plot(ts.index, ts["completed"], color=color, label=name or None)
-            tail.plot(ts.index, ts["p99"] * 1e3, color=color, label=f"{prefix}p99")
-            if "latency_corrected" in columns:
-                tail.plot(ts.index, ts["p99_corrected"] * 1e3, "--", color=color,
-                          label=f"{prefix}p99 corrected")
-            errors.bar(ts.index + i * width, ts["errors"], width=width, align="edge",
-                       color=color, label=name or None)
-        cdf.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of messages",
-                title="Latency CDF")
-        rate.set(xlabel="seconds", ylabel="messages/s", title="Throughput (completed)")
-        tail.set(xlabel="seconds", ylabel="ms", title="p99 latency per second")
-        errors.set(xlabel="seconds", ylabel="errors/s", title="Errors")
-        for axes in (cdf, rate, tail, errors):
-            axes.grid(alpha=0.3)
-            if axes.get_legend_handles_labels()[0]:
-                axes.legend(fontsize="small")
-        if scenario:
-            from nbstream.loadtest.stepplot import draw_steps
-
-            draw_steps(grid[2][0], grid[2][1], [(r.steps, r.checks) for r in runs], names)
-        return figure
+        return plot_results([self, *others], labels, theme)
 
     # -- storage ----------------------------------------------------------------------------
 

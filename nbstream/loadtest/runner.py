@@ -20,8 +20,9 @@ from typing import Any
 
 from nbstream.events import EventStream
 from nbstream.loadtest.client import LoadClient
+from nbstream.loadtest.errors import LocalError
 from nbstream.loadtest.plan import PlanPart
-from nbstream.loadtest.recorder import LocalError, Recorder
+from nbstream.loadtest.recorder import Recorder
 from nbstream.loadtest.scenario import ScenarioRun
 from nbstream.loadtest.transport import ConnectFailed
 from nbstream.loadtest.transports import choose, open_transport

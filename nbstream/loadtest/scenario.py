@@ -24,7 +24,8 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from nbstream.loadtest.recorder import IterationRecord, LocalError, Recorder, closed_error
+from nbstream.loadtest.errors import LocalError, closed_error
+from nbstream.loadtest.recorder import IterationRecord, Recorder
 from nbstream.protocol import Message, StreamClosed, StreamError
 from nbstream.protocol.replies import Until
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nbstream.loadtest.recorder import LocalError
+from nbstream.loadtest.errors import LocalError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from nbstream import wsinternals
-from nbstream.loadtest.recorder import LocalError, http_error
+from nbstream.loadtest.errors import LocalError, http_error
 from nbstream.redact import redact_text
 
 CONNECT_DEFAULTS: dict[str, Any] = {

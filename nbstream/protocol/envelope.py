@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import itertools
 import os
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,17 +56,28 @@ def new_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
+Clock = Callable[[], int]
+"""Nanoseconds since the Unix epoch (``time.time_ns``, or a fake clock in tests)."""
+
+_clock: Clock | None = None
 _last_stamp: tuple[int, str] = (0, "")
 
 
+def use_clock(clock: Clock) -> None:
+    """Set the clock that stamps new messages (``import nbstream`` sets the wall clock)."""
+    global _clock, _last_stamp
+    _clock, _last_stamp = clock, (0, "")
+
+
 def utc_timestamp() -> str:
-    """The current UTC time, ISO-8601 to the millisecond with an explicit ``+00:00``.
+    """The clock's UTC time, ISO-8601 to the millisecond with an explicit ``+00:00``.
 
     Formatting a datetime costs more than encoding the whole envelope, so the string
     is reused for every message within the same millisecond.
     """
     global _last_stamp
-    ms = time.time_ns() // 1_000_000
+    assert _clock is not None, "nbstream.protocol.envelope.use_clock() was never called"
+    ms = _clock() // 1_000_000
     if ms != _last_stamp[0]:
         stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
         _last_stamp = (ms, stamp)

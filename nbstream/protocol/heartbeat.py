@@ -67,10 +67,3 @@ class Heartbeat:
             self._next_ping_at = self._ping_sent_at + self.interval
             return self.rtt
         return None
-
-    @property
-    def next_deadline(self) -> float:
-        """The next time :meth:`poll` may have something to do."""
-        if self._ping_id is not None:
-            return self._ping_sent_at + self.timeout
-        return self._next_ping_at

@@ -50,7 +50,8 @@ class Session:
         return f"{self.epoch}:{self.history.next_offset}"  # Position(...).to_id(), inlined
 
     def count_out(self, size: int) -> None:
-        """Count one message sent to the client, kept nowhere (protocols without resume)."""
+        """Count one message sent but not kept: a control message (ping, pong, welcome) or
+        any message of a protocol without resume."""
         self.messages_out += 1
         self.bytes_out += size
 

@@ -22,7 +22,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from nbstream import wsinternals
-from nbstream.backplane import Backplane
+from nbstream.backplane import Backplane, Claim, ClaimOutcome
+from nbstream.backplane.handoff import LocalCopy, ResumeAction, decide, needs_claim
 from nbstream.events import EventStream
 from nbstream.protocol import (
     Admission,
@@ -111,19 +112,20 @@ class Acceptor:
         assert ws.request is not None
         parts = urlsplit(ws.request.path)
         query = parse_qs(parts.query)
-        session_id = (session_from_path(self.path, parts.path)
-                      or first(query, "session_id") or uuid.uuid4().hex)
-        conn = Connection(ws, self.protocol, session_id, self.options, self.events,
+        presented = session_from_path(self.path, parts.path) or first(query, "session_id")
+        conn = Connection(ws, self.protocol, presented or uuid.uuid4().hex, self.options,
+                          self.events,
                           on_batch=self.metrics.observe_batch if self.metrics else None)
         self.connections.add(conn)
         try:
-            await self._serve(conn, query)
+            await self._serve(conn, query, presented is not None)
         finally:
             self.connections.discard(conn)
             self._identities.pop(ws, None)
             await conn.finish()
 
-    async def _serve(self, conn: Connection, query: dict[str, list[str]]) -> None:
+    async def _serve(self, conn: Connection, query: dict[str, list[str]],
+                     presented: bool) -> None:
         ws, session_id = conn.ws, conn.session_id
         if self.stopping():
             await conn.close(CloseCode.GOING_AWAY, "server shutting down", CloseCause.SHUTDOWN)
@@ -138,26 +140,29 @@ class Acceptor:
             else:
                 user = await conn.authenticate(self._auth)
                 if user is None:
-                    self._emit_refused(conn, None, "UNAUTHORIZED")
+                    self._emit_refused(conn, None, StreamError(
+                        ErrorCode.UNAUTHORIZED, "valid credentials required"))
                     return
         conn.user = user
-        elsewhere = 0
-        if user is not None and self.backplane.shared and self.admission.max_connections_per_user:
-            elsewhere = await self.backplane.connections_elsewhere(user)
-        refusal = self.admission.admit(user, elsewhere)
+        refusal = self.admission.admit(user)
+        if refusal is None and user is not None:
+            # Every process's connections count: one atomic step in the shared store.
+            refusal = await self.backplane.admit_user(
+                user, ws.id.hex, self.admission.max_connections_per_user)
+            if refusal is not None:
+                self.admission.release(user)
         if refusal is not None:
             await self._refuse(conn, user, refusal)
             return
-        live, refusal, fresh = await self._session_for(session_id, user, first(query, "last_id"))
+        last_id = first(query, "last_id")
+        live, refusal, fresh = await self._session_for(session_id, presented, user, last_id)
         if refusal is not None:
-            self.admission.release(user)
+            self._let_go(conn, user)
             await self._refuse(conn, user, refusal)
             return
         assert live is not None
-        if user is not None:
-            self.backplane.count(user, +1)
         conn.limit_user(self.user_buckets.bucket(user, time.monotonic()))
-        self._attach(conn, live, fresh, first(query, "last_id"))
+        self._attach(conn, live, fresh, last_id)
         try:
             await conn.run()
         except ConnectionClosed:
@@ -168,25 +173,50 @@ class Acceptor:
         finally:
             await self._detach(conn, live, user)
 
-    async def _session_for(self, session_id: str, user: str | None, last_id: str | None
+    async def _session_for(self, session_id: str, presented: bool, user: str | None,
+                           last_id: str | None
                            ) -> tuple[LiveSession | None, StreamError | None, bool]:
-        """The session this connection gets: (session, refusal, whether it is new)."""
-        live = self.registry.get(session_id)
-        if live is None and last_id is not None and self.backplane.shared:
-            live = await self.registry.adopt(session_id, Position.parse(last_id))
-        if live is not None and live.session.user != user:
+        """The session this connection gets: (session, refusal, whether it is new).
+
+        With a shared backplane, a session is current on whichever process holds it
+        last: a copy here from an earlier visit gives way to the shared state
+        (nbstream.backplane.handoff). A refusal changes nothing, here or elsewhere.
+        """
+        registry = self.registry
+        live = registry.get(session_id)
+        local = None if live is None else LocalCopy(live.session.user)
+        claim = Claim(ClaimOutcome.UNKNOWN)
+        if needs_claim(presented, self.backplane.shared, local, user):
+            claim = await self.backplane.claim(session_id, user, have_local=live is not None)
+            live = registry.get(session_id)  # it may have changed meanwhile
+            local = None if live is None else LocalCopy(live.session.user)
+        action = decide(local, claim, user)
+        if action is ResumeAction.REFUSE:
             return None, StreamError(ErrorCode.UNAUTHORIZED,
                                      "this session belongs to another user"), False
-        if live is not None:
+        if action is ResumeAction.ADOPT:
+            assert claim.record is not None
+            if live is not None:
+                registry.drop_copy(live)
+            adopted = registry.adopt(claim.record, Position.parse(last_id))
+            return (None, adopted, False) if isinstance(adopted, StreamError) else (
+                adopted, None, False)
+        if action is ResumeAction.KEEP and live is not None:
             if live.connection is not None:
                 await live.connection.close(CloseCode.SESSION_TAKEN_OVER,
                                             "session taken over by a new connection",
                                             CloseCause.TAKEN_OVER, drain=0.0)
             return live, None, False
-        created = self.registry.create(session_id, user)
+        created = registry.create(session_id, user)
         if isinstance(created, StreamError):
             return None, created, True
         return created, None, True
+
+    def _let_go(self, conn: Connection, user: str | None) -> None:
+        """Count an admitted connection out, here and in the shared store."""
+        self.admission.release(user)
+        if user is not None:
+            self.backplane.leave(user, conn.ws.id.hex)
 
     # -- attach and detach -------------------------------------------------------------------
 
@@ -194,6 +224,7 @@ class Acceptor:
                 last_id: str | None) -> None:
         """Welcome, replay what the client missed, then go live; no await in between."""
         session, protocol = live.session, self.protocol
+        conn.live = live
         recovered: bool | None = None
         reason = ""
         frames: list[bytes] = []
@@ -223,7 +254,6 @@ class Acceptor:
         for frame in frames:  # the history keeps nbstream envelopes: text frames
             conn.outbox.put(Encoded(frame, True))
         conn.outbox.flush()
-        conn.live = live
         live.connection = conn
         self.registry.attached(live)
         live.start()
@@ -235,9 +265,7 @@ class Acceptor:
 
     async def _detach(self, conn: Connection, live: LiveSession, user: str | None) -> None:
         await conn.finish()
-        self.admission.release(user)
-        if user is not None:
-            self.backplane.count(user, -1)
+        self._let_go(conn, user)
         code = wsinternals.close_code(conn.ws)
         reason = conn.ws.close_reason or conn.close_reason
         if live.connection is conn:
@@ -264,7 +292,7 @@ class Acceptor:
         """Send ``error`` and close with its close code (before any session exists)."""
         logger.info("refused a connection (user %r): %s", user, error,
                     extra={"session_id": conn.session_id, "user": user})
-        self._emit_refused(conn, user, error.code, error.message)
+        self._emit_refused(conn, user, error)
         message = self.protocol.error_message(error)
         try:
             if message is not None:
@@ -274,11 +302,13 @@ class Acceptor:
         except ConnectionClosed:
             pass
 
-    def _emit_refused(self, conn: Connection, user: str | None, code: str,
-                      message: str = "") -> None:
+    def _emit_refused(self, conn: Connection, user: str | None, error: StreamError) -> None:
+        """Views show a connection turned away before it opened as a ``refused`` row."""
         if self.events:
+            code = error.close_code or int(CloseCode.POLICY_VIOLATION)
             self.events.emit("refused", "server", conn.session_id, user=user,
-                             detail={"error": code, "message": message})
+                             detail={"code": code, "error": str(error.code),
+                                     "reason": error.message})
 
 
 def session_from_path(endpoint: str, path: str) -> str | None:

@@ -53,6 +53,9 @@ SERVE_FLAGS = (
     EnvFlag("--no-metrics", "do not serve /metrics", is_switch=True, default=False),
     EnvFlag("--backplane", "memory, or redis://HOST:PORT/DB to share sessions and fan-out "
             "with other processes (password: --redis-password-file)", default="memory"),
+    EnvFlag("--backplane-limits", "while Redis cannot count connections: open (admit, "
+            "counting this process only) or closed (refuse users that have a limit)",
+            default="open", choices=("open", "closed")),
     EnvFlag("--backplane-wait", "seconds to keep trying to reach Redis at start",
             non_negative_float, default=60.0),
     EnvFlag("--redis-password-file", "file holding the Redis password (or set "
@@ -79,7 +82,7 @@ SERVE_FLAGS = (
 """The flags of ``nbstream serve``, each also read from ``NBSTREAM_<NAME>``."""
 
 _PASSED_AS_IS = ("max_connections", "max_connections_per_user", "rate_limit",
-                 "heartbeat_interval", "heartbeat_timeout", "session_ttl")
+                 "heartbeat_interval", "heartbeat_timeout", "session_ttl", "backplane_limits")
 """Flags that are server options of the same name; unset ones keep ServerOptions' default."""
 
 _STARTUP_BACKOFF = Backoff(base=0.5, cap=5.0)

@@ -43,6 +43,15 @@ from nbstream.wire import WireProtocol
 logger = logging.getLogger(__name__)
 
 
+_WHY = {
+    CloseCause.HEARTBEAT_TIMEOUT: "missed its heartbeat",
+    CloseCause.SLOW_CONSUMER: "is a slow consumer (its socket is stuck)",
+    CloseCause.AUTH_TIMEOUT: "sent no credentials in time",
+    CloseCause.UNAUTHORIZED: "sent invalid credentials",
+}
+"""What the log says about a close the connection core decided."""
+
+
 class Attached(Protocol):
     """What a connection needs of the session it is attached to (a LiveSession)."""
 
@@ -182,6 +191,10 @@ class Connection:
                 self.events.emit("heartbeat", "server", self.session_id, user=self.user,
                                  detail={"rtt": action.rtt})
         elif isinstance(action, Close):
+            level = logging.WARNING if action.cause is CloseCause.SLOW_CONSUMER else logging.INFO
+            logger.log(level, "session %s %s; closing with %d (%s)", self.session_id,
+                       _WHY.get(action.cause, action.cause.value), action.code, action.reason,
+                       extra={"session_id": self.session_id, "user": self.user})
             if action.error is not None:
                 self._report_now(action.error)
             self._close_in_background(action.code, action.reason, action.cause)
@@ -193,6 +206,8 @@ class Connection:
     def send_control(self, message: Message) -> None:
         """Queue a ping, pong, welcome or shutdown notice; never waits."""
         encoded = self.protocol.encode(message)
+        if self.live is not None:
+            self.live.session.count_out(len(encoded.data))
         if self.events:
             self.events.emit("out", "server", self.session_id, direction="s2c",
                              message=message, size=len(encoded.data), user=self.user,

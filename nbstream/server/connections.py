@@ -21,6 +21,7 @@ class ConnectionInfo:
     connected_since: datetime
     messages_in: int
     messages_out: int
+    """Messages each way, counted alike: control messages (ping, pong, welcome) included."""
     bytes_in: int
     bytes_out: int
     heartbeat_rtt: float | None

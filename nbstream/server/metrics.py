@@ -1,8 +1,9 @@
 """Prometheus metrics for ``GET /metrics``: one more consumer of the server's events.
 
 Counters are folded from :class:`nbstream.events.FlowEvent` as they happen; gauges
-(connections, sessions, queued bytes) are read from the server when scraped. Each
-server has its own registry, so several servers in one process do not mix.
+(connections, sessions, queued bytes) and the backplane's figures are read from the
+server when scraped. Each server has its own registry, so several servers in one
+process do not mix.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from nbstream.backplane import BackplaneStats
 from nbstream.events import FlowEvent
 from nbstream.protocol import CloseCode, MessageType
 
@@ -41,10 +43,55 @@ class _Live(Collector):
                                 value=values["queued_bytes"])
 
 
-class ServerMetrics:
-    """The metrics of one server; subscribe :meth:`observe` to its events."""
+class _Backplane(Collector):
+    """The backplane's state and counters, read at scrape time (none for memory)."""
 
-    def __init__(self, read_live: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, read: Callable[[], BackplaneStats | None]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self._read()
+        if stats is None:
+            return
+        name = "nbstream_backplane_"
+        yield GaugeMetricFamily(name + "up", "1 while the backplane's store (Redis) answers.",
+                                value=int(stats.up))
+        yield GaugeMetricFamily(name + "fanout_ok", "1 while this process's fan-out "
+                                "heartbeats come back through the channel.",
+                                value=int(stats.subscribed))
+        yield GaugeMetricFamily(name + "fanout_silence_seconds", "Seconds since fan-out "
+                                "was last known to work.", value=stats.fanout_silence)
+        if stats.fanout_lag is not None:
+            yield GaugeMetricFamily(name + "fanout_lag_seconds", "Round trip of the latest "
+                                    "heartbeat through the fan-out channel.",
+                                    value=stats.fanout_lag)
+        yield GaugeMetricFamily(name + "queued", "Writes waiting to be sent to the store.",
+                                value=stats.queued)
+        counters = (("reconnects", "Fan-out subscriptions set up again after a failure.",
+                     stats.reconnects),
+                    ("dropped_writes", "History writes lost (queue full, or refused).",
+                     stats.dropped),
+                    ("fanout_unsent", "Broadcasts and send_to_user of this process that "
+                     "could not be sent to the others.", stats.fanout_unsent),
+                    ("fanout_missed", "Publications of other processes that never "
+                     "arrived here.", stats.fanout_missed),
+                    ("handoffs", "Sessions taken over from other processes.", stats.handoffs),
+                    ("handoff_timeouts", "Take-overs whose previous holder did not answer.",
+                     stats.handoff_timeouts))
+        for suffix, documentation, value in counters:
+            yield CounterMetricFamily(name + suffix, documentation, value=value)
+
+
+class ServerMetrics:
+    """The metrics of one server; subscribe :meth:`observe` to its events.
+
+    Args:
+        read_live: The server's gauges (connections, sessions, queued bytes).
+        read_backplane: The backplane's figures, or None (nothing shared).
+    """
+
+    def __init__(self, read_live: Callable[[], dict[str, float]],
+                 read_backplane: Callable[[], BackplaneStats | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.opened = Counter("nbstream_connections_opened", "Connections accepted.",
@@ -70,6 +117,7 @@ class ServerMetrics:
                                       "Clients dropped for reading too slowly (4002).",
                                       registry=r)
         r.register(_Live(read_live))
+        r.register(_Backplane(read_backplane))
 
     def observe(self, event: FlowEvent) -> None:
         """Fold one event into the counters (an EventStream subscriber)."""

@@ -87,6 +87,10 @@ class ServerOptions:
     backplane: str | Backplane = field(default="memory", metadata=_BACKPLANE)
     """``"memory"`` (this process only) or ``"redis://HOST:PORT/DB"`` to share fan-out,
     per-user counts and session history with other server processes."""
+    backplane_limits: str = field(default="open", metadata=one_of("open", "closed"))
+    """What per-user limits do while a shared backplane cannot count connections (Redis
+    down or full): ``"open"`` admits, counting this process's connections only;
+    ``"closed"`` refuses the users that have a limit (1013) until it counts again."""
     open_timeout: float = field(default=10.0, metadata=seconds())
     """Seconds a client has to complete the opening handshake (websockets)."""
     close_timeout: float = field(default=2.0, metadata=seconds())

@@ -14,10 +14,19 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from nbstream.backplane import Backplane
+from nbstream.backplane import Backplane, MemoryBackplane, SessionRecord
+from nbstream.backplane.handoff import answered_chats, restore_point
 from nbstream.events import EventStream
 from nbstream.handlers import ResolvedHandler
-from nbstream.protocol import BoundedHistory, ErrorCode, Position, Session, StreamError
+from nbstream.protocol import (
+    BoundedHistory,
+    CloseCode,
+    ErrorCode,
+    Position,
+    Session,
+    StreamError,
+)
+from nbstream.protocol.closing import CloseCause
 from nbstream.server.live import LiveSession
 from nbstream.server.options import ServerOptions
 from nbstream.wire import WireProtocol
@@ -129,11 +138,16 @@ class SessionRegistry:
         self._detached[live.session.id] = live
         self._bound_bytes()
 
+    @property
+    def detached_bytes(self) -> int:
+        """History bytes held for detached sessions."""
+        return sum(live.session.history.total_bytes for live in self._detached.values())
+
     def _bound_bytes(self) -> None:
         limit = self.options.max_detached_bytes
         if limit is None:
             return
-        held = sum(live.session.history.total_bytes for live in self._detached.values())
+        held = self.detached_bytes
         while held > limit and self._detached:
             oldest = next(iter(self._detached.values()))
             held -= oldest.session.history.total_bytes
@@ -149,26 +163,41 @@ class SessionRegistry:
 
     # -- resuming elsewhere and ending ------------------------------------------------------
 
-    async def adopt(self, session_id: str, seen: Position | None) -> LiveSession | None:
-        """Take over a session another server process held (its client came here).
+    def adopt(self, record: SessionRecord, seen: Position | None) -> LiveSession | StreamError:
+        """Continue a session as another server process left it (its client came here).
 
         The shared history is written just after each send, so a client may have seen
-        a few messages that the history lacks: it missed nothing then, and the session
-        goes on after the client's position ``seen``.
+        a few messages that it lacks: it missed nothing then, and the session goes on
+        after the client's position ``seen``.
         """
-        record = await self.backplane.load(session_id)
-        if record is None or session_id in self.sessions:
-            return self.sessions.get(session_id)
-        live = self.create(session_id, record.user, record.epoch)
+        live = self.create(record.session_id, record.user, record.epoch)
         if isinstance(live, StreamError):
-            return None
-        frames, next_offset = record.frames, record.next_offset
-        if seen is not None and seen.epoch == record.epoch and seen.offset >= next_offset:
-            frames, next_offset = [], seen.offset + 1
+            return live
+        frames, next_offset = restore_point(record, seen)
         live.session.history.restore(frames, next_offset)
+        for request_id in answered_chats(frames):
+            live.session.client_ids.add(request_id)
+        for delivery in record.later:  # fan-out published while it changed hands
+            live.push(delivery.message)
         logger.info("session %s resumed here from another process (%d messages kept)",
-                    session_id, len(frames), extra=live.session.log_fields)
+                    record.session_id, len(frames), extra=live.session.log_fields)
         return live
+
+    def drop_copy(self, live: LiveSession) -> None:
+        """Another process holds the session now: end this copy, keep the shared history."""
+        self.remove(live, forget=False)
+        live.backplane = MemoryBackplane()  # whatever the copy still does is not shared
+        if live.connection is not None:
+            live.connection.close_soon(CloseCode.SESSION_TAKEN_OVER,
+                                       "session resumed on another server",
+                                       CloseCause.TAKEN_OVER)
+        live.stop_soon()
+
+    def release(self, session_id: str) -> None:
+        """The backplane says another process took ``session_id`` over."""
+        live = self.sessions.get(session_id)
+        if live is not None:
+            self.drop_copy(live)
 
     def remove(self, live: LiveSession, *, forget: bool = True) -> None:
         """Drop ``live`` from the registry; ``forget`` also drops its shared history."""

@@ -66,9 +66,10 @@ class Server:
         """How frames become messages (``protocol=``; see nbstream.wire)."""
         self.events = EventStream()
         """Every connection and message, for views and statistics (see nbstream.events)."""
-        self.backplane = create_backplane(options.backplane)
+        self.backplane = create_backplane(options.backplane, limits=options.backplane_limits)
         """Where fan-out, per-user counts and session history are shared (see docs)."""
-        self.metrics = ServerMetrics(self._gauges) if options.metrics else None
+        self.metrics = (ServerMetrics(self._gauges, self.backplane.stats) if options.metrics
+                        else None)
         """Prometheus metrics served at ``GET /metrics`` (``metrics=True``)."""
         if self.metrics is not None:
             self.events.subscribe(self.metrics.observe)
@@ -77,7 +78,8 @@ class Server:
         self._registry = SessionRegistry(
             options, self.handler, self.protocol, self.events, self.backplane,
             on_evict=self.metrics.observe_eviction if self.metrics else None)
-        routes: dict[str, Route] = {"/health": self._health_route}
+        routes: dict[str, Route] = {"/health": self._health_route,
+                                    "/ready": self._ready_route}
         if self.metrics is not None:
             routes["/metrics"] = self._metrics_route
         self._acceptor = Acceptor(path=self.path, options=options, protocol=self.protocol,
@@ -97,7 +99,8 @@ class Server:
     async def _start(self) -> None:
         opts, protocol = self.options, self.protocol
         await self.backplane.start(self._deliver_from_elsewhere,
-                                   history_max_messages=opts.history_max_messages)
+                                   history_max_messages=opts.history_max_messages,
+                                   release=self._registry.release)
         origins = None if opts.allowed_origins is None else [*opts.allowed_origins, None]
         try:
             self._ws_server = await ws_serve(
@@ -167,10 +170,21 @@ class Server:
             "connections": admission.total,
             "sessions": len(self._registry),
             "detached_sessions": self._registry.waiting,
+            "detached_bytes": self._registry.detached_bytes,
+            "evicted_sessions": self._registry.evicted,
             "users": admission.users,
             "uptime": round(time.monotonic() - self._started, 3),
             **self.backplane.health(),
         }
+
+    def readiness(self) -> list[str]:
+        """What ``GET /ready`` reports: why this server should get no new clients now.
+
+        Empty when ready. Liveness (``GET /health``) stays 200 meanwhile: the process
+        works, it cannot do its whole job (its backplane is away, or dropping).
+        """
+        problems = ["stopping"] if self._stopping else []
+        return problems + self.backplane.readiness()
 
     def _gauges(self) -> dict[str, float]:
         return {
@@ -182,6 +196,11 @@ class Server:
 
     def _health_route(self, ws: ServerConnection) -> Response:
         return respond_json(ws, 200, self.health())
+
+    def _ready_route(self, ws: ServerConnection) -> Response:
+        problems = self.readiness()
+        return respond_json(ws, 503 if problems else 200,
+                            {"ready": not problems, "problems": problems})
 
     def _metrics_route(self, ws: ServerConnection) -> Response:
         assert self.metrics is not None

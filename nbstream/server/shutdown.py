@@ -33,8 +33,14 @@ class ShutdownReport:
     """How long the shutdown took."""
 
     def __str__(self) -> str:
-        return (f"stopped in {self.seconds:.2f} s: {self.closed} connection(s) closed, "
-                f"{len(self.finished)} stream(s) finished, {len(self.cut)} cut")
+        if not (self.closed or self.finished or self.cut):
+            return f"stopped in {self.seconds:.2f} s: no connection was left to close"
+        return (f"stopped in {self.seconds:.2f} s: {_count(self.closed, 'connection')} closed, "
+                f"{_count(len(self.finished), 'stream')} finished, {len(self.cut)} cut")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 async def shut_down(acceptor: Acceptor, ws_server: WsServer, timeout: float) -> ShutdownReport:

@@ -1,33 +1,36 @@
 // The browser side of nbstream.FlowView. It only draws what the model holds
 // (rows_json, counts, rates, detail) and writes the user's choices (filters, pause,
 // follow, selected row) back to the model; Python does all filtering.
+// Colours are CSS classes (flow.css): the theme decides the shade, never this file.
 
-const COLOURS = {
-  chat: "#1f6feb", content: "#2da44e", tool_use: "#8250df", tool_result: "#a371f7",
-  error: "#cf222e", invalid: "#cf222e", end: "#6e7781", ping: "#0a7ea4", pong: "#0a7ea4",
-  welcome: "#1b7c83", server_shutdown: "#bc4c00", batch: "#9a6700", open: "#24292f",
-  close: "#24292f", other: "#57606a",
+const PALETTE = {
+  chat: "chat", content: "content", tool_use: "tool_use", tool_result: "tool_result",
+  error: "error", invalid: "error", end: "end", ping: "ping", pong: "ping",
+  welcome: "welcome", server_shutdown: "server_shutdown", batch: "batch", auth: "x5",
+  open: "text", close: "text", refused: "refused", fault: "fault", other: "other",
 };
-// Strands bidi envelopes (nbstream.strands): one colour per event family, so that a
-// turn reads at a glance. First matching prefix wins; white tag text stays at 4.5:1 or
-// more on each (WCAG AA).
+// Strands bidi envelopes (nbstream.strands): one palette tone per event family, so that
+// a turn reads at a glance. The first matching prefix wins.
 const BIDI_FAMILIES = [
-  ["bidi_connection_", "#57606a"], ["bidi_response_", "#1b7c83"],
-  ["bidi_transcript_", "#0969da"], ["bidi_text_", "#1a7f37"], ["bidi_audio_", "#9a6700"],
-  ["bidi_reasoning_", "#6639ba"], ["bidi_tool_", "#8250df"], ["tool_", "#8250df"],
-  ["bidi_barge_in", "#cf222e"], ["bidi_usage", "#6e7781"], ["bidi_", "#0550ae"],
+  ["bidi_connection_", "other"], ["bidi_response_", "welcome"],
+  ["bidi_transcript_", "chat"], ["bidi_text_", "content"], ["bidi_audio_", "batch"],
+  ["bidi_reasoning_", "tool_result"], ["bidi_tool_", "tool_use"], ["tool_", "tool_use"],
+  ["bidi_barge_in", "error"], ["bidi_usage", "end"], ["bidi_", "x5"],
 ];
+const EXTRA = 8;
 const ARROWS = { c2s: "C→S", s2c: "S→C", "": "" };
+const CONNECTION_KINDS = ["open", "close", "refused"];
 const LANE_ROWS = 18;
 const LANE_SESSIONS = 4;
 
-function colour(type) {
-  if (COLOURS[type]) return COLOURS[type];
+// The CSS class that colours a type: its own, or one of EXTRA others picked by a hash.
+function tone(type) {
+  if (PALETTE[type]) return `nbs-t-${PALETTE[type]}`;
   const family = BIDI_FAMILIES.find(([prefix]) => type.startsWith(prefix));
-  if (family) return family[1];
+  if (family) return `nbs-t-${family[1]}`;
   let hash = 0;
-  for (const ch of type) hash = (hash * 31 + ch.charCodeAt(0)) % 360;
-  return `hsl(${hash}, 55%, 40%)`;
+  for (const ch of type) hash = (hash * 31 + ch.charCodeAt(0)) % 9973;
+  return `nbs-t-x${hash % EXTRA}`;
 }
 
 function esc(value) {
@@ -38,15 +41,27 @@ function short(session) {
   return session.length > 8 ? session.slice(0, 8) : session;
 }
 
+// What a session is called: its user's name (with its id when the name is shared).
+function namer(users) {
+  const seen = new Map();
+  for (const user of Object.values(users)) if (user) seen.set(user, (seen.get(user) || 0) + 1);
+  return (session, user) => {
+    const name = user || users[session];
+    if (!name) return short(session);
+    return seen.get(name) > 1 ? `${name} ${short(session)}` : name;
+  };
+}
+
 function size(bytes) {
   return bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} kB` : `${bytes} B`;
 }
 
-function options(select, values, current, allLabel) {
+function options(select, values, current, allLabel, label = (v) => v) {
   const wanted = ["", ...values];
   if (current && !wanted.includes(current)) wanted.push(current);
   const html = wanted
-    .map((v) => `<option value="${esc(v)}">${esc(v === "" ? allLabel : v)}</option>`)
+    .map((v) => `<option value="${esc(v)}" title="${esc(v)}">` +
+      `${esc(v === "" ? allLabel : label(v))}</option>`)
     .join("");
   if (select.dataset.html !== html) {
     select.innerHTML = html;
@@ -55,11 +70,10 @@ function options(select, values, current, allLabel) {
   select.value = current;
 }
 
-function lanes(rows) {
+function lanes(rows, name, note) {
   const recent = rows.slice(-LANE_ROWS);
   const sessions = [...new Set(recent.map((r) => r[3]))];
-  const names = new Map(recent.map((r) => [r[3], r[7] || r[3].slice(0, 6)]));
-  if (recent.length === 0) return `<div class="nbs-note">No messages yet.</div>`;
+  if (recent.length === 0) return `<div class="nbs-note">${esc(note)}</div>`;
   if (sessions.length > LANE_SESSIONS) {
     return `<div class="nbs-note">Lanes show up to ${LANE_SESSIONS} sessions; ` +
       `filter by session to see one.</div>`;
@@ -72,33 +86,43 @@ function lanes(rows) {
   const parts = [];
   for (const s of sessions) {
     const x = xOf(s);
+    const user = (recent.find((r) => r[3] === s && r[7]) || [])[7];
     parts.push(`<line x1="${x}" y1="${top - 6}" x2="${x}" y2="${height}" class="nbs-life"/>`);
     parts.push(`<text x="${x}" y="14" class="nbs-lane-head"><title>${esc(s)}</title>` +
-      `${esc(names.get(s))}</text>`);
+      `${esc(name(s, user))}</text>`);
   }
   parts.push(`<line x1="${server}" y1="${top - 6}" x2="${server}" y2="${height}" class="nbs-life"/>`);
   parts.push(`<text x="${server}" y="14" class="nbs-lane-head">server</text>`);
   recent.forEach((r, i) => {
     const [seq, , dir, session, type] = r;
     const y = top + step * i + 6;
-    const c = colour(type);
     const x = xOf(session);
     if (dir === "") {
-      parts.push(`<circle cx="${x}" cy="${y}" r="4" fill="${c}"/>` +
-        `<text x="${x + 8}" y="${y + 4}" class="nbs-lane-label" style="text-anchor:start" ` +
-        `fill="${c}">${esc(type)}</text>`);
+      parts.push(`<g class="nbs-marker ${tone(type)}" data-seq="${seq}">` +
+        `<circle cx="${x}" cy="${y}" r="4" fill="currentColor"/>` +
+        `<text x="${x + 8}" y="${y + 4}" class="nbs-lane-label" style="text-anchor:start">` +
+        `${esc(type)}</text></g>`);
       return;
     }
     const [from, to] = dir === "c2s" ? [x, server] : [server, x];
     const head = dir === "c2s" ? -6 : 6;
-    parts.push(`<g class="nbs-arrow" data-seq="${seq}">` +
-      `<line x1="${from}" y1="${y}" x2="${to}" y2="${y}" stroke="${c}"/>` +
+    parts.push(`<g class="nbs-arrow ${tone(type)}" data-seq="${seq}">` +
+      `<line x1="${from}" y1="${y}" x2="${to}" y2="${y}" stroke="currentColor"/>` +
       `<polyline points="${to + head},${y - 4} ${to},${y} ${to + head},${y + 4}" ` +
-      `fill="none" stroke="${c}"/>` +
-      `<text x="${(from + to) / 2}" y="${y - 3}" class="nbs-lane-label" fill="${c}">` +
+      `fill="none" stroke="currentColor"/>` +
+      `<text x="${(from + to) / 2}" y="${y - 3}" class="nbs-lane-label">` +
       `${esc(type)}</text></g>`);
   });
   return `<svg class="nbs-lanes" width="${width}" height="${height}">${parts.join("")}</svg>`;
+}
+
+// Why the table is empty: nothing yet, or nothing kept matches the filters.
+function emptyNote(kept, dropped) {
+  if (kept === 0) return "No messages yet.";
+  const older = dropped > 0
+    ? `; ${dropped.toLocaleString("en")} older rows were dropped (see the counters above)`
+    : "";
+  return `No kept rows match the filters (${kept.toLocaleString("en")} kept${older}).`;
 }
 
 function render({ model, el }) {
@@ -143,13 +167,14 @@ function render({ model, el }) {
     $(".nbs-s2c").textContent = `S→C ${s2c.toFixed(1)}/s`;
     const counts = model.get("counts");
     $(".nbs-counts").innerHTML = Object.entries(counts)
-      .map(([t, n]) => `<span class="nbs-chip" style="border-color:${colour(t)};` +
-        `color:${colour(t)}">${esc(t)} <b>${n}</b></span>`)
+      .map(([t, n]) => `<span class="nbs-chip ${tone(t)}">${esc(t)} ` +
+        `<b>${n.toLocaleString("en")}</b></span>`)
       .join("");
-    options($(".nbs-type"), Object.keys(counts).concat(["open", "close"]),
+    options($(".nbs-type"), Object.keys(counts).concat(CONNECTION_KINDS),
       model.get("type_filter"), "all types");
+    const name = namer(model.get("session_users"));
     options($(".nbs-session"), model.get("sessions"), model.get("session_filter"),
-      "all sessions");
+      "all sessions", (s) => name(s));
     $(".nbs-pause").textContent = model.get("paused") ? "resume" : "pause";
     $(".nbs-follow").checked = model.get("follow");
   }
@@ -157,17 +182,29 @@ function render({ model, el }) {
   function drawRows() {
     const rows = JSON.parse(model.get("rows_json"));
     const selected = model.get("selected");
-    $("tbody").innerHTML = rows
-      .map(([seq, clock, dir, session, type, bytes, preview, user]) =>
-        `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}" data-seq="${seq}">` +
+    const name = namer(model.get("session_users"));
+    const note = emptyNote(model.get("kept"), model.get("dropped"));
+    $("tbody").innerHTML = rows.length === 0
+      ? `<tr><td colspan="6" class="nbs-note">${esc(note)}</td></tr>`
+      : rows.map(([seq, clock, dir, session, type, bytes, preview, user]) =>
+        `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}` +
+        `${type === "fault" ? " nbs-fault" : ""}" data-seq="${seq}">` +
         `<td>${esc(clock)}</td><td class="nbs-dir-${dir || "none"}">${ARROWS[dir] ?? ""}</td>` +
-        `<td title="${esc(user ? `${session} (${user})` : session)}">${esc(short(session))}</td>` +
-        `<td><span class="nbs-type-tag" style="background:${colour(type)}">${esc(type)}</span></td>` +
+        `<td title="${esc(session)}">${esc(name(session, user))}</td>` +
+        `<td><span class="nbs-type-tag ${tone(type)}">${esc(type)}</span></td>` +
         `<td class="nbs-size">${dir ? size(bytes) : ""}</td>` +
         `<td class="nbs-preview">${esc(preview)}</td></tr>`)
-      .join("");
-    $(".nbs-lane-wrap").innerHTML = lanes(rows);
+        .join("");
+    $(".nbs-lane-wrap").innerHTML = lanes(rows, name, note);
     if (model.get("follow")) wrap.scrollTop = wrap.scrollHeight;
+  }
+
+  // Selecting only marks the row: the table never moves under the pointer.
+  function drawSelected() {
+    const selected = String(model.get("selected"));
+    for (const row of el.querySelectorAll("tr.nbs-row")) {
+      row.classList.toggle("nbs-selected", row.dataset.seq === selected);
+    }
   }
 
   function drawDetail() {
@@ -191,27 +228,39 @@ function render({ model, el }) {
     const row = e.target.closest("tr[data-seq]");
     if (!row) return;
     const seq = Number(row.dataset.seq);
+    // Reading a row stops following: new rows must not scroll it away.
+    if (model.get("follow")) model.set("follow", false);
     choose("selected", seq === model.get("selected") ? -1 : seq);
   });
   $(".nbs-text").value = model.get("text_filter");
 
   const onHead = () => drawHead();
-  const onRows = () => drawRows();
+  let drawing = false;  // rows_json, kept and dropped change together: draw once
+  const onRows = () => {
+    if (drawing) return;
+    drawing = true;
+    queueMicrotask(() => { drawing = false; drawRows(); });
+  };
+  const onFollow = () => { if (model.get("follow")) wrap.scrollTop = wrap.scrollHeight; };
+  const onSelected = () => drawSelected();
   const onDetail = () => drawDetail();
   const heads = ["change:total", "change:rates", "change:counts", "change:sessions",
-    "change:type_filter", "change:session_filter", "change:paused", "change:follow",
-    "change:title"];
+    "change:session_users", "change:type_filter", "change:session_filter", "change:paused",
+    "change:follow", "change:title"];
+  const bodies = ["change:rows_json", "change:kept", "change:dropped"];
   heads.forEach((name) => model.on(name, onHead));
-  model.on("change:rows_json", onRows);
-  model.on("change:selected", onRows);
+  bodies.forEach((name) => model.on(name, onRows));
+  model.on("change:selected", onSelected);
+  model.on("change:follow", onFollow);
   model.on("change:detail", onDetail);
   drawHead();
   drawRows();
   drawDetail();
   return () => {
     heads.forEach((name) => model.off(name, onHead));
-    model.off("change:rows_json", onRows);
-    model.off("change:selected", onRows);
+    bodies.forEach((name) => model.off(name, onRows));
+    model.off("change:selected", onSelected);
+    model.off("change:follow", onFollow);
     model.off("change:detail", onDetail);
   };
 }

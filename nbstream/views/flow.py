@@ -49,7 +49,8 @@ class FlowView(anywidget.AnyWidget):
 
     Args:
         source: What to watch; anything with an ``events`` stream.
-        max_rows: Rows kept (and shown); older ones roll out.
+        max_rows: Rows kept (and shown). Beyond it the oldest row of the most frequent
+            type goes, so rare types (a ``content`` among heartbeats) stay in view.
         interval: Seconds between pushes to the browser, at least.
         title: Heading; defaults to the source's class and URL.
     """
@@ -66,6 +67,12 @@ class FlowView(anywidget.AnyWidget):
     rates = t.List([0.0, 0.0]).tag(sync=True)
     """Messages per second, client to server and server to client."""
     sessions: t.List[str] = t.List().tag(sync=True)
+    session_users = t.Dict().tag(sync=True)
+    """The user of each session id in ``sessions`` (None when unknown): the names shown."""
+    kept = t.Int(0).tag(sync=True)
+    """Rows kept, whatever the filters (at most ``max_rows``)."""
+    dropped = t.Int(0).tag(sync=True)
+    """Rows no longer kept: the oldest rows of the most frequent types."""
     type_filter = t.Unicode("").tag(sync=True)
     session_filter = t.Unicode("").tag(sync=True)
     text_filter = t.Unicode("").tag(sync=True)
@@ -118,7 +125,11 @@ class FlowView(anywidget.AnyWidget):
             if not self.paused:
                 self._shown = log.rows(self.type_filter, self.session_filter, self.text_filter)
                 self.rows_json = msgspec.json.encode(self.rows).decode()
-                self.sessions = log.sessions()
+                users = log.session_users()
+                self.sessions = list(users)
+                self.session_users = users
+                self.kept = log.kept
+                self.dropped = log.dropped
         return RATE_REFRESH if c2s or s2c else None
 
     def _on_choice(self, change: Any) -> None:

@@ -5,7 +5,8 @@ appends the event to a bounded deque and bumps counters. Everything costly (JSON
 text, previews, clock strings, filtering) happens in :meth:`FlowLog.rows`, which a
 view calls at most about ten times a second, and then only for events not yet seen.
 Memory stays bounded whatever the rate: ``max_rows`` rows of at most ``MAX_JSON``
-characters each, and at most ``max_types`` counters.
+characters each (shared fairly between types, see :mod:`nbstream.views.keptrows`),
+and at most ``max_types`` counters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 
 from nbstream.events import FlowEvent
 from nbstream.protocol import encode
+from nbstream.views.keptrows import KeptRows
 
 MAX_JSON = 16_000
 """Characters of a message's JSON kept for its detail view; longer ones are cut."""
@@ -82,6 +84,12 @@ def make_row(seq: int, event: FlowEvent) -> FlowRow:
     """Render one event into a row (called at flush time, never on the data path)."""
     message = event.message
     detail = event.detail or {}
+    if event.kind == "fault":  # a fault proxy acted: a row between the messages it touched
+        facts = {k: v for k, v in detail.items() if k != "fault" and v not in (None, "")}
+        summary = " ".join([str(detail.get("fault", "")), *(f"{k}={v}" for k, v in facts.items())])
+        return FlowRow(seq, event.at, clock(event.at), event.direction or "", event.session_id,
+                       event.user, "fault", int(detail.get("size", 0)), _cut(summary, PREVIEW),
+                       json.dumps(detail, default=str))
     if message is not None:
         encoded = encode(message)
         text = encoded.decode()
@@ -90,7 +98,7 @@ def make_row(seq: int, event: FlowEvent) -> FlowRow:
                        _cut(msgspec.json.encode(message.data).decode(), PREVIEW),
                        _cut(text, MAX_JSON))
     if event.direction is not None:  # a frame that failed validation
-        raw = detail.get("raw", b"")
+        raw = detail.get("raw", event.payload or b"")
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
         return FlowRow(seq, event.at, clock(event.at), event.direction, event.session_id,
                        event.user, INVALID, event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
@@ -120,7 +128,8 @@ class FlowLog:
         self.s2c = 0
         """Messages seen from server to client."""
         self._incoming: deque[FlowEvent] = deque(maxlen=max_rows)
-        self._rows: deque[FlowRow] = deque(maxlen=max_rows)
+        self._missed = 0
+        self._rows: KeptRows[FlowRow] = KeptRows(max_rows)
         self._seq = 0
         self._samples: deque[tuple[float, int, int]] = deque()
 
@@ -128,9 +137,12 @@ class FlowLog:
         """Take one event in; returns False for events that do not show (heartbeats)."""
         if event.kind == "heartbeat":
             return False
-        self._incoming.append(event)
+        incoming = self._incoming
+        if len(incoming) == self.max_rows:  # the oldest event not yet a row falls out
+            self._missed += 1
+        incoming.append(event)
         direction = event.direction
-        if direction is not None:
+        if direction is not None and event.kind != "fault":
             message = event.message
             key = str(message.type) if message is not None else INVALID
             counts = self.counts
@@ -151,14 +163,29 @@ class FlowLog:
         """Messages seen in both directions."""
         return self.c2s + self.s2c
 
+    @property
+    def kept(self) -> int:
+        """Rows kept now (at most ``max_rows``)."""
+        self._take_incoming()
+        return len(self._rows)
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped to keep at most ``max_rows``: the oldest of the most frequent types."""
+        self._take_incoming()
+        return self._rows.dropped + self._missed
+
     def _take_incoming(self) -> None:
         incoming = self._incoming
         while incoming:
             self._seq += 1
-            self._rows.append(make_row(self._seq, incoming.popleft()))
+            self._rows.add(make_row(self._seq, incoming.popleft()))
 
     def rows(self, type: str = "", session: str = "", text: str = "") -> list[FlowRow]:
-        """The buffered rows, oldest first, that match every filter given.
+        """The kept rows, oldest first, that match every filter given.
+
+        Rows are kept fairly: when more than ``max_rows`` have come, the oldest row of
+        the type that holds the most rows goes, so rare types stay in view.
 
         Args:
             type: Keep only this message type (or ``open``, ``close``, ``invalid``).
@@ -168,16 +195,23 @@ class FlowLog:
         self._take_incoming()
         needle = text.lower()
         return [
-            row for row in self._rows
-            if (not type or row.type == type)
-            and (not session or session in row.session_id)
+            row for row in (self._rows.of_type(type) if type else self._rows)
+            if (not session or session in row.session_id)
             and (not needle or needle in row.json.lower())
         ]
 
     def sessions(self) -> list[str]:
-        """Session ids present in the buffer, in order of first appearance."""
+        """Session ids present in the kept rows, in order of first appearance."""
+        return list(self.session_users())
+
+    def session_users(self) -> dict[str, str | None]:
+        """The user of each session in the kept rows (None if unknown), oldest first."""
         self._take_incoming()
-        return list(dict.fromkeys(row.session_id for row in self._rows))
+        users: dict[str, str | None] = {}
+        for row in self._rows:
+            if users.get(row.session_id) is None:
+                users[row.session_id] = row.user
+        return users
 
     def rates(self, now: float) -> tuple[float, float]:
         """Messages per second (client to server, server to client) over the last window."""

@@ -14,14 +14,17 @@ STYLE = (
     "<style>"
     ".nbs-table{border-collapse:collapse;font-size:12px}"
     ".nbs-table td,.nbs-table th{padding:1px 8px;text-align:right;white-space:nowrap}"
-    ".nbs-table th{border-bottom:1px solid #d0d7de}"
+    ".nbs-table th{border-bottom:1px solid var(--jp-border-color1,#d0d7de)}"
     ".nbs-table td:first-child,.nbs-table th:first-child{text-align:left}"
     ".nbs-figures{display:flex;flex-wrap:wrap;gap:18px;font-size:12px}"
     ".nbs-figure b{display:block;font-size:18px}"
-    ".nbs-ok{color:#2da44e}.nbs-bad{color:#cf222e}"
+    ".nbs-ok{color:#157937}.nbs-bad{color:#d01727}"
+    "body[data-jp-theme-light='false'] .nbs-ok,body.vscode-dark .nbs-ok{color:#1fb250}"
+    "body[data-jp-theme-light='false'] .nbs-bad,body.vscode-dark .nbs-bad{color:#f0747f}"
     "</style>"
 )
-"""Styles shared by the views; put once at the top of a view's HTML."""
+"""Styles shared by the views; put once at the top of a view's HTML. The ok/bad colours
+reach 4.5:1 contrast on JupyterLab's light and dark backgrounds (as in flow.css)."""
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], css: str = "nbs-table") -> str:

@@ -8,10 +8,9 @@ and p99 latency, and ends with the final summary table and plot.
 from __future__ import annotations
 
 import asyncio
-import io
 from collections import deque
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
@@ -21,6 +20,16 @@ from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
 
 if TYPE_CHECKING:
     from nbstream.loadtest import LoadProgress, LoadTest
+    from nbstream.loadtest.plot import Theme
+
+THEMED_PLOTS = (
+    "<style>.nbs-plot-dark{display:none}"
+    "body[data-jp-theme-light='false'] .nbs-plot-light,body.vscode-dark .nbs-plot-light"
+    "{display:none}"
+    "body[data-jp-theme-light='false'] .nbs-plot-dark,body.vscode-dark .nbs-plot-dark"
+    "{display:block}</style>"
+)
+"""Show the plot drawn for the page's theme: JupyterLab's dark themes, VS Code's dark."""
 
 HISTORY = 600
 """Progress samples kept for the sparklines (a minute at ten a second)."""
@@ -80,9 +89,12 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
         self.live = w.HTML()
         self.summary = w.HTML()
         """The final summary table, once the test is done."""
-        self.plot = w.Image(format="png")
-        """The final plot as PNG, once the test is done."""
-        self._owned = [w.HTML(html.STYLE), self.live, self.summary, self.plot]
+        self.plot = _hidden_image("nbs-plot-light")
+        """The final plot as PNG, once the test is done (for light themes)."""
+        self.plot_dark = _hidden_image("nbs-plot-dark")
+        """The same plot drawn for dark themes; the page shows the one that fits."""
+        self._owned = [w.HTML(html.STYLE + THEMED_PLOTS), self.live, self.summary, self.plot,
+                       self.plot_dark]
         super().__init__(self._owned)
         self._unsubscribe = load_test.subscribe(self._on_progress)
         self._on_progress(load_test.progress())
@@ -110,12 +122,18 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
         unsubscribe()
 
     async def _finish(self) -> None:
+        from nbstream.loadtest.plot import png  # matplotlib: only once there is a plot
+
         self._stop_listening()
         try:
             result = await self.load_test.aresult()
             self.summary.value = html.STYLE + result.summary().to_html(
                 classes="nbs-table", float_format=lambda v: f"{v:,.4g}", border=0)
-            self.plot.value = png(result.plot())
+            themed: list[tuple[w.Image, Theme]] = [(self.plot, "light"),
+                                                   (self.plot_dark, "dark")]
+            for image, theme in themed:
+                image.value = png(result.plot(theme=theme), dpi=80, transparent=True)
+                image.layout.display = None  # shown now; the page's theme picks one
         except Exception as exc:  # show it where the user is looking
             self.summary.value = f"<pre>{escape(repr(exc))}</pre>"
 
@@ -132,8 +150,8 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
         return f"<nbstream.LoadTestView of {self.load_test!r}>"
 
 
-def png(figure: Any) -> bytes:
-    """A matplotlib figure as PNG bytes."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    return buffer.getvalue()
+def _hidden_image(css_class: str) -> w.Image:
+    """An image that takes no room (and shows no broken-image icon) until it has a value."""
+    image = w.Image(format="png", layout=w.Layout(display="none"))
+    image.add_class(css_class)
+    return image

@@ -1,10 +1,12 @@
-"""The quickstart in a real JupyterLab, in Debian's headless Chromium driven by Playwright.
+"""Every notebook in a real JupyterLab, in Debian's headless Chromium driven by Playwright.
 
-Runs every cell but the last (the clean-up) one by one, as Shift-Enter does (JupyterLab's
-"run all above" left cells unrun here), then, with the kernel idle, checks that
-the FlowView is drawn and that its message count keeps growing (the heartbeat's
-ping/pong); saves screenshots to ``test-artifacts/``; then runs the clean-up cell and
-checks that it stopped everything without an error.
+One JupyterLab server and one browser page serve all notebooks (about 15 s each). For
+each notebook: run every cell but the clean-up one by one, as Shift-Enter does
+(JupyterLab's "run all" left cells unrun here); then, with the kernel idle, check what
+a student would see: no stderr or traceback, no broken image, the plot drawn; click a
+FlowView row and measure the rendered contrast of what the row shows (text and type
+colours against the actual background), in the light and in the dark theme; then run
+the clean-up and check it stopped everything. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 import pytest
 
+from tests.notebooks.test_notebooks import WORKSHOP
+
 ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
+NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,11 +36,55 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 TOKEN = "nbstream-browser-test"
 SETTLE = 60_000
 """Milliseconds any wait in the page may take."""
+AA = 4.5
+"""WCAG AA: the least contrast of normal-size text against its background."""
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
-NOTEBOOK = "window.jupyterapp.shell.currentWidget"
+APP = "window.jupyterapp"
+NOTEBOOK = f"{APP}.shell.currentWidget"
 KERNEL_IDLE = (f"() => {{ const w = {NOTEBOOK}; const k = w && w.sessionContext && "
                "w.sessionContext.session && w.sessionContext.session.kernel; "
                "return !!k && k.status === 'idle'; }")
+
+CONTRAST = """(root) => {
+  // The contrast ratio (WCAG 2) of each text element under root against what is
+  // really behind it: the background colours of its ancestors, blended.
+  const parse = (c) => {
+    const p = c.match(/[\\d.]+/g).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+  };
+  const over = (top, under) => [0, 1, 2].map((i) => top[i] * top[3] + under[i] * (1 - top[3]));
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) layers.push(c);
+      if (c[3] >= 1) break;
+    }
+    let colour = [255, 255, 255];
+    for (const layer of layers.reverse()) colour = over(layer, colour);
+    return colour;
+  };
+  const luminance = (rgb) => {
+    const [r, g, b] = rgb.map((v) => {
+      const s = v / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const texts = [...root.querySelectorAll("td, span, b, text, div.nbs-note")]
+    .filter((e) => e.childNodes.length && [...e.childNodes].some(
+      (n) => n.nodeType === 3 && n.textContent.trim()));
+  return texts.map((e) => {
+    const style = getComputedStyle(e);
+    const ink = parse(e instanceof SVGElement ? style.fill : style.color);
+    const behind = background(e instanceof SVGElement ? e.closest("div") : e);
+    const [a, b] = [luminance(over(ink, behind)), luminance(behind)];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    return [e.textContent.trim().slice(0, 30), e.className.baseVal ?? e.className,
+            Math.round(ratio * 100) / 100];
+  });
+}"""
 
 
 def free_port() -> int:
@@ -46,25 +94,26 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def jupyterlab(tmp_path: Path) -> Iterator[str]:
-    """JupyterLab on 127.0.0.1 serving a copy of the quickstart; yields its base URL."""
-    shutil.copy(QUICKSTART, tmp_path / QUICKSTART.name)
-    settings = tmp_path / "settings"
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab on 127.0.0.1 serving a copy of notebooks/; yields its base URL."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(NOTEBOOKS, root / "notebooks")
+    settings = root / "settings"
     notification = settings / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
     (notification / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port = free_port()
-    log = (tmp_path / "jupyterlab.log").open("w")
+    log = (root / "jupyterlab.log").open("w")
     lab = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
          f"--ServerApp.token={TOKEN}", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={tmp_path}", "--expose-app-in-browser",
+         f"--ServerApp.root_dir={root}", "--expose-app-in-browser",
          f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")},
+         f"--LabApp.workspaces_dir={root / 'workspaces'}"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        env={**os.environ, "JUPYTER_RUNTIME_DIR": str(root / "runtime")},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -75,7 +124,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
                     break
             except OSError:
                 if lab.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp_path / "jupyterlab.log").read_text()) from None
+                    raise RuntimeError((root / "jupyterlab.log").read_text()) from None
                 time.sleep(0.2)
         yield base
     finally:
@@ -88,20 +137,9 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def run_cell(page: Any, index: int) -> None:
-    """Select cell ``index`` and run it; returns once its execution has finished."""
-    page.evaluate(f"async () => {{ {NOTEBOOK}.content.activeCellIndex = {index}; "
-                  "await window.jupyterapp.commands.execute('notebook:run-cell'); }")
-
-
-def count(page: Any) -> int:
-    """The FlowView's message total as the browser shows it."""
-    text = page.locator(".nbs-flow .nbs-total").inner_text()
-    return int(text.replace(",", ""))
-
-
-@pytest.mark.timeout(240)
-def test_quickstart_flowview_lives_in_jupyterlab(jupyterlab: str) -> None:
+@pytest.fixture(scope="module")
+def page(jupyterlab: str) -> Iterator[Any]:
+    """One Chromium page with JupyterLab loaded; notebooks open in it one after another."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
@@ -111,35 +149,128 @@ def test_quickstart_flowview_lives_in_jupyterlab(jupyterlab: str) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(SETTLE)
-            page.goto(f"{jupyterlab}/lab/tree/{QUICKSTART.name}?reset&token={TOKEN}")
-            page.wait_for_function(KERNEL_IDLE, timeout=SETTLE)
-            cells = page.evaluate(f"{NOTEBOOK}.content.widgets.length")
-            for index in range(cells - 1):  # every cell but the clean-up, as Shift-Enter does
-                run_cell(page, index)
-            page.wait_for_function(KERNEL_IDLE, timeout=SETTLE)
-
-            flow = page.locator(".nbs-flow")
-            flow.wait_for(state="visible")
-            assert page.locator(".nbs-flow .nbs-row").count() > 10
-            assert page.locator(".nbs-lanes .nbs-arrow").count() > 0  # two sessions: lanes
-            assert page.locator(".widget-button", has_text="Broadcast").count() == 1
-
-            first = count(page)
-            page.wait_for_timeout(4_500)  # the heartbeat pings every 2 s
-            assert page.evaluate(KERNEL_IDLE)
-            second = count(page)
-            assert second > first > 0, (first, second)
-
-            flow.scroll_into_view_if_needed()
-            page.locator(".nbs-row", has_text="tool_use").first.click()  # show its JSON
-            page.locator(".nbs-detail").wait_for(state="visible")
-            flow.screenshot(path=str(ARTIFACTS / "quickstart-flowview.png"))
-            page.screenshot(path=str(ARTIFACTS / "quickstart-page.png"))
-
-            run_cell(page, cells - 1)
-            page.wait_for_function(KERNEL_IDLE, timeout=SETTLE)
-            outputs = page.locator(".jp-Cell").last.locator(".jp-OutputArea-output")
-            assert "stopped in" in outputs.inner_text()
-            assert page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+            page.goto(f"{jupyterlab}/lab?reset&token={TOKEN}")
+            page.wait_for_function(f"() => !!{APP} && {APP}.started !== undefined")
+            page.evaluate(f"async () => {{ await {APP}.started; await {APP}.restored; }}")
+            yield page
         finally:
             browser.close()
+
+
+def run_cell(page: Any, index: int) -> None:
+    """Select cell ``index`` and run it; returns once its execution has finished."""
+    page.evaluate(f"async () => {{ {NOTEBOOK}.content.activeCellIndex = {index}; "
+                  "await window.jupyterapp.commands.execute('notebook:run-cell'); }")
+
+
+def set_theme(page: Any, theme: str) -> None:
+    page.evaluate(f"async () => {{ await {APP}.commands.execute('apputils:change-theme', "
+                  f"{{theme: {json.dumps(THEMES[theme])}}}); }}")
+    light = "true" if theme == "light" else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    page.wait_for_timeout(500)  # the theme's stylesheet applies
+
+
+def outputs_of(page: Any, index: int) -> Any:
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea-output")
+
+
+def flow_total(page: Any) -> int:
+    return int(page.locator(".nbs-flow .nbs-total").first.inner_text().replace(",", ""))
+
+
+def low_contrast(page: Any, selector: str) -> list[Any]:
+    """Text under ``selector`` below 4.5:1 (``[text, class, ratio]`` each)."""
+    found = page.locator(selector)
+    assert found.count() > 0, f"nothing matches {selector}"
+    measured = [m for i in range(found.count()) for m in found.nth(i).evaluate(CONTRAST)]
+    assert measured, f"no text under {selector}"
+    return [m for m in measured if m[2] < AA]
+
+
+def check_flowview(page: Any, name: str) -> None:
+    """Pause, click a row: the table must not move (it did, with follow on); every text
+    in view reads at 4.5:1 or more."""
+    flow = page.locator(".nbs-flow").first
+    wrap = flow.locator(".nbs-table-wrap")
+    flow.locator(".nbs-pause").click()  # as a reader does; rows stop being redrawn
+    flow.locator(".nbs-pause", has_text="resume").wait_for()
+    page.wait_for_timeout(300)
+    rows = flow.locator("tr.nbs-row")
+    assert rows.count() > 0
+    row = rows.nth(0)  # the oldest: away from the bottom, where follow would scroll
+    row.scroll_into_view_if_needed()
+    before = wrap.evaluate("e => e.scrollTop")
+    row.click()
+    flow.locator("tr.nbs-selected").wait_for()
+    flow.locator(".nbs-detail").wait_for(state="visible")
+    page.wait_for_timeout(300)  # a refresh or two of the view
+    assert wrap.evaluate("e => e.scrollTop") == before, "clicking a row moved the table"
+    assert not flow.locator(".nbs-follow").is_checked(), "reading a row stops following"
+    for theme in ("light", "dark"):
+        set_theme(page, theme)
+        flow.screenshot(path=str(ARTIFACTS / f"{name}-flowview-{theme}.png"))
+        for part in (".nbs-flow tr.nbs-selected", ".nbs-flow tbody", ".nbs-flow .nbs-head",
+                     ".nbs-flow .nbs-counts", ".nbs-flow .nbs-lane-wrap"):
+            assert low_contrast(page, part) == [], (theme, part)
+    set_theme(page, "light")
+
+
+def check_load_test_plots(page: Any) -> None:
+    """The figure of ``plot()`` is drawn; LoadTestView shows the plot for the theme."""
+    plot = page.locator(".jp-Cell", has_text="over.plot(under").locator(".jp-OutputArea-output img")
+    assert plot.count() == 1
+    assert plot.evaluate("img => img.naturalWidth") > 500
+    for theme in ("light", "dark"):
+        set_theme(page, theme)
+        shown = page.locator(f".nbs-plot-{theme}")
+        hidden = page.locator(f".nbs-plot-{'dark' if theme == 'light' else 'light'}")
+        assert shown.evaluate("img => img.naturalWidth > 0 && img.offsetParent !== null")
+        assert hidden.evaluate("img => img.offsetParent === null")
+        shown.screenshot(path=str(ARTIFACTS / f"loadtestview-plot-{theme}.png"))
+    plot.screenshot(path=str(ARTIFACTS / "load-testing-plot.png"))
+    set_theme(page, "light")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("name", WORKSHOP)
+def test_notebook_reads_well_in_jupyterlab(page: Any, name: str) -> None:
+    page.evaluate(f"async () => {{ await {APP}.commands.execute('docmanager:open', "
+                  f"{{path: 'notebooks/{name}.ipynb'}}); }}")
+    page.wait_for_function(f"() => {NOTEBOOK} && {NOTEBOOK}.context.path.endsWith('{name}.ipynb')")
+    page.wait_for_function(KERNEL_IDLE)
+    try:
+        cells = page.evaluate(f"{NOTEBOOK}.content.widgets.length")
+        for index in range(cells - 1):  # every cell but the clean-up, as Shift-Enter does
+            run_cell(page, index)
+        page.wait_for_function(KERNEL_IDLE)
+
+        assert page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+        broken = page.locator(".jp-OutputArea-output img").evaluate_all(
+            "imgs => imgs.filter(i => i.offsetParent !== null && "
+            "(!i.getAttribute('src') || (i.complete && i.naturalWidth === 0))).length")
+        assert broken == 0, "a broken image shows"
+        if name == "00-start-here":
+            printed = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+            assert "✗" not in printed and printed.count("✓") == 5, printed
+            assert page.locator(".nbs-flow tr.nbs-row").count() > 0
+        if name == "01-quickstart":  # the heartbeat goes on while the kernel is idle
+            first = flow_total(page)
+            page.wait_for_timeout(4_500)  # the server pings every 2 s
+            assert flow_total(page) > first > 0
+            assert page.locator(".nbs-lanes .nbs-arrow").count() > 0  # two sessions: lanes
+        if name == "06-load-testing":
+            check_load_test_plots(page)
+        if page.locator(".nbs-flow tr.nbs-row").count():
+            check_flowview(page, name)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"))
+
+        run_cell(page, cells - 1)
+        page.wait_for_function(KERNEL_IDLE)
+        report = outputs_of(page, cells - 1).inner_text()
+        assert report.startswith("stopped "), report
+        assert page.locator('[data-mime-type="application/vnd.jupyter.stderr"]').count() == 0
+    finally:
+        page.evaluate(f"async () => {{ const w = {NOTEBOOK}; await w.sessionContext.shutdown(); "
+                      "w.context.model.dirty = false; w.dispose(); }")

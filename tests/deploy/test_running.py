@@ -180,8 +180,6 @@ def test_compose_services_run_with_auth_a_redis_password_and_json_logs(
         redis.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="GET /ready comes with the scale-out work (issue 18); "
-                                       "remove this mark when it is merged")
 def test_the_readiness_probe_path_is_answered(image: Stage, tmp_path: Path) -> None:
     port = free_port()
     server = NbstreamProcess(["serve", "--port", str(port), "--handler", "echo"],

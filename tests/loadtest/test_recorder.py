@@ -6,13 +6,11 @@ import math
 
 import numpy as np
 
+from nbstream.loadtest.errors import LocalError, closed_error, http_error
 from nbstream.loadtest.recorder import (
-    LocalError,
     Recorder,
-    closed_error,
     decode_histogram,
     histogram_of,
-    http_error,
 )
 
 MS = 1_000_000

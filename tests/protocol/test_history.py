@@ -37,8 +37,11 @@ def test_since_returns_what_was_missed_or_none_for_a_gap() -> None:
     assert history.since(1) is None
 
 
-def test_add_is_constant_time_per_message() -> None:
-    history = BoundedHistory(max_messages=1000, max_bytes=10**9)
-    for _ in range(200_000):
-        history.add(b"z")
-    assert len(history) == 1000
+def test_many_adds_keep_both_bounds_and_an_exact_byte_total() -> None:
+    history = BoundedHistory(max_messages=1000, max_bytes=5_000)
+    for i in range(200_000):
+        history.add(b"z" * (1 + i % 9))
+    assert len(history) <= 1000 and history.total_bytes <= 5_000
+    assert history.total_bytes == sum(len(frame) for frame in history)
+    assert history.next_offset == 200_000
+    assert history.first_offset == 200_000 - len(history)

@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 
 import nbstream
 from nbstream.protocol import Message, Session
-from tests.conftest import TIMEOUT, ServerFactory
+from tests.conftest import TIMEOUT, ServerFactory, eventually
 
 CLIENTS = 50
 CHATS = 20
@@ -40,11 +40,12 @@ async def chatter(url: str, latencies: list[float]) -> None:
     await client.aclose()
 
 
-async def p99_of_chatters(url: str) -> float:
+async def latencies_of_chatters(url: str) -> tuple[float, float]:
+    """The median and p99 of CLIENTS x CHATS chat round trips (seconds)."""
     latencies: list[float] = []
     await asyncio.gather(*(chatter(url, latencies) for _ in range(CLIENTS)))
     latencies.sort()
-    return latencies[int(len(latencies) * 0.99)]
+    return latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
 
 
 def buffered_bytes(server: nbstream.Server) -> list[int]:
@@ -57,7 +58,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
 ) -> None:
     server = await start_server(flood_or_echo, send_timeout=SEND_TIMEOUT, metrics=True,
                                 max_queue_bytes=QUEUE_BYTES, max_connections_per_user=None)
-    baseline = await p99_of_chatters(server.url)
+    baseline = await latencies_of_chatters(server.url)
 
     closes: list[tuple[float, object]] = []
     server.events.subscribe(lambda e: closes.append((time.monotonic(), e.detail))
@@ -75,7 +76,7 @@ async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
     stuck = await connect(server.url, max_queue=1, max_size=None)  # and never reads
     flood_started = time.monotonic()
     await stuck.send(json.dumps({"type": "chat", "data": {"text": "flood"}}))
-    with_stuck = await p99_of_chatters(server.url)
+    with_stuck = await latencies_of_chatters(server.url)
     async with asyncio.timeout(TIMEOUT * 2):
         while not any(d.get("code") == 4002 for _, d in closes):  # type: ignore[union-attr]
             await asyncio.sleep(0.01)
@@ -83,21 +84,26 @@ async def test_a_client_that_stops_reading_is_dropped_and_hurts_no_one(
     await sampler
     dropped_at = next(t for t, d in closes if d.get("code") == 4002)  # type: ignore[union-attr]
     stuck.transport.abort()
-    baseline_again = await p99_of_chatters(server.url)
+    baseline_again = await latencies_of_chatters(server.url)
 
     assert dropped_at - flood_started < SEND_TIMEOUT + TIMEOUT  # bounded time
     assert server.metrics is not None
     assert server.metrics.slow_consumers._value.get() == 1
     assert peak <= BOUND_PER_CONNECTION, (peak, BOUND_PER_CONNECTION)
-    assert with_stuck <= 2 * max(baseline, baseline_again), (baseline, with_stuck,
-                                                             baseline_again)
+    # Nobody waited behind the stuck socket: that would cost them send_timeout (1 s).
+    # The typical chat is as fast as without it; the tail stays far below that second
+    # (a p99 of 1,000 round trips on a shared 2-core machine moves with any hiccup).
+    assert with_stuck[0] <= 2 * max(baseline[0], baseline_again[0]), (
+        baseline, with_stuck, baseline_again)
+    assert with_stuck[1] < SEND_TIMEOUT / 4, (baseline, with_stuck, baseline_again)
 
 
 async def test_broadcast_never_waits_for_a_stuck_client(start_server: ServerFactory) -> None:
     server = await start_server(flood_or_echo, send_timeout=60.0, max_queue_bytes=QUEUE_BYTES)
     stuck = await connect(server.url, max_queue=1, max_size=None)
     await stuck.send(json.dumps({"type": "chat", "data": {"text": "flood"}}))
-    await asyncio.sleep(0.3)  # its socket is full now
+    await eventually(lambda: any(info.queued_bytes > QUEUE_BYTES // 2
+                                 for info in server.connections.values()))  # it is stuck
     healthy = await nbstream.aconnect(server.url)
     started = time.perf_counter()
     for i in range(20):

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 
 import nbstream
 from nbstream.protocol import Backoff, Message, Session
-from tests.conftest import TIMEOUT, ServerFactory, recv_json
+from tests.conftest import TIMEOUT, ServerFactory, eventually, recv_json
 
 TOKENS = 60
 FAST = Backoff(base=0.01, cap=0.05, attempts=50)
@@ -48,13 +48,15 @@ async def test_restart_on_the_same_port_keeps_the_sequence(
     server = await start_server(numbered)
     port = server.port
     client = await nbstream.aconnect(server.url, reconnect=FAST)
+    streamed: list[object] = []
+    server.events.subscribe(lambda e: streamed.append(e) if e.kind == "out" else None)
     first = asyncio.create_task(client.achat("count", timeout=TIMEOUT * 4))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(streamed) > 2)  # the stream is under way
     report = await server.astop(timeout=TIMEOUT)  # drains the stream in flight
     assert report.finished and not report.cut
     assert contents(await first) == [str(i) for i in range(TOKENS)]
     second = asyncio.create_task(client.achat("again", timeout=TIMEOUT * 4, n=5))
-    await asyncio.sleep(0.2)  # the chat waits in the client's buffer meanwhile
+    await eventually(lambda: client.core.buffered)  # the chat waits for the server
     await start_server(numbered, port=port)
     assert contents(await second) == [str(i) for i in range(5)]
     assert client.reconnects >= 1

@@ -16,7 +16,7 @@ from tests.scaleout.processes import RedisServer, ServerProcess
 
 if importlib.util.find_spec("redis") is None and not os.environ.get("CI"):
     # These import redis-py; the others skip, naming what is missing.
-    collect_ignore = ["test_backplane.py", "test_outage.py"]
+    collect_ignore = ["test_backplane.py", "test_fanout.py", "test_health.py", "test_outage.py"]
 
 
 def _missing(what: str) -> None:

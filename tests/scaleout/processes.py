@@ -86,12 +86,14 @@ class RedisServer(_Process):
     """A redis-server of our own on 127.0.0.1, without persistence (as a cache runs).
 
     ``stop()`` and ``start()`` again on the same port act as a Redis restart: every
-    key is gone.
+    key is gone. ``options`` are more redis-server arguments (``["--maxmemory", "4mb"]``).
     """
 
-    def __init__(self, log: Path, port: int | None = None) -> None:
+    def __init__(self, log: Path, port: int | None = None, options: list[str] | None = None
+                 ) -> None:
         super().__init__(log)
         self.port = port or free_port()
+        self.options = options or []
 
     @staticmethod
     def binary() -> str | None:
@@ -110,7 +112,7 @@ class RedisServer(_Process):
             RuntimeError: if it does not answer within STARTUP seconds (log attached).
         """
         self._spawn([self.binary() or "redis-server", "--port", str(self.port), "--bind",
-                     "127.0.0.1", "--save", "", "--appendonly", "no"])
+                     "127.0.0.1", "--save", "", "--appendonly", "no", *self.options])
         deadline = time.monotonic() + STARTUP
         while time.monotonic() < deadline and self.running:
             try:
@@ -145,6 +147,16 @@ class ServerProcess(_Process):
         with urllib.request.urlopen(address, timeout=1.0) as response:
             decoded: dict[str, Any] = json.loads(response.read())
             return decoded
+
+    def metrics(self) -> dict[str, float]:
+        """``GET /metrics`` as {sample name: value} (samples with labels are left out)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        address = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(address, timeout=1.0) as response:
+            text = response.read().decode()
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if not sample.labels}
 
     def start(self) -> None:
         """Start and return once ``/health`` answers.

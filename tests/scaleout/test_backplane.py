@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from nbstream.backplane import Delivery, create
+from nbstream.backplane import ClaimOutcome, Delivery, SessionRecord, create
 from nbstream.backplane.redis import RedisBackplane
-from nbstream.protocol import Message
+from nbstream.protocol import ErrorCode, Message
 from tests.scaleout.conftest import eventually
 from tests.scaleout.processes import RedisServer, free_port
 
@@ -57,6 +57,14 @@ async def test_start_fails_clearly_when_redis_is_unreachable() -> None:
     assert "secret" not in str(info.value)
 
 
+async def adopted(backplane: RedisBackplane, session: str, user: str | None = "ann"
+                  ) -> SessionRecord:
+    """Take ``session`` over on ``backplane``; fails unless it was adopted."""
+    claim = await backplane.claim(session, user, have_local=False)
+    assert claim.outcome is ClaimOutcome.ADOPTED and claim.record is not None, claim
+    return claim.record
+
+
 async def test_history_round_trip_through_another_node(node: Nodes, redis_client: Any) -> None:
     a, _ = await node(history_max_messages=5)
     b, _ = await node(history_max_messages=5)
@@ -64,45 +72,63 @@ async def test_history_round_trip_through_another_node(node: Nodes, redis_client
         a.record("s1", "ann", "e1", offset, frame(offset))
     await written(a)
     assert await redis_client.xlen("nbstream:s:s1") <= 5 + 100  # MAXLEN ~: whole nodes
-    record = await b.load("s1")
-    assert record is not None
+    record = await adopted(b, "s1")
     assert (record.user, record.epoch, record.next_offset) == ("ann", "e1", 300)
     offsets = [offset for offset, _ in record.frames]
     assert offsets == list(range(300 - len(offsets), 300)) and len(offsets) >= 5
     assert record.frames[-1] == (299, frame(299))
     assert 0 < await redis_client.ttl("nbstream:s:s1:meta") <= 3600
-    assert await b.load("unknown") is None
+    unknown = await b.claim("unknown", "ann", have_local=False)
+    assert unknown.outcome is ClaimOutcome.UNKNOWN
 
 
-async def test_the_node_that_loaded_a_session_owns_it(node: Nodes, redis_client: Any) -> None:
+async def test_a_take_over_fences_the_old_owner_out(node: Nodes, redis_client: Any) -> None:
     a, _ = await node()
     b, _ = await node()
-    for offset in range(3):
-        a.record("s2", None, "e1", offset, frame(offset))
+    a.record("s2", None, "e1", 0, frame(0))
     await written(a)
-    record = await b.load("s2")
-    assert record is not None and record.user is None
-    a.record("s2", None, "e1", 3, frame(3))  # a lost it: its late writes are ignored
+    for offset in range(1, 50):  # queued when b asks
+        a.record("s2", None, "e1", offset, frame(offset))
+    record = await adopted(b, "s2", None)  # a is alive: it writes what it has, then lets go
+    assert record.user is None and record.next_offset == 50
+    assert (b.handoffs, b.handoff_timeouts) == (1, 0)
+    a.record("s2", None, "e1", 50, frame(50))  # a lost it: its late writes are refused
     a.forget("s2")  # and so is its forget
     await written(a)
-    assert await redis_client.hget("nbstream:s:s2:meta", "next") == b"3"
-    b.record("s2", None, "e1", 3, b"from b")
-    await written(b)
-    again = await a.load("s2")  # a takes it back
-    assert again is not None and again.frames[-1] == (3, b"from b")
+    assert await redis_client.hget("nbstream:s:s2:meta", "next") == b"50"
+    b.record("s2", None, "e1", 50, b"from b")
+    again = await adopted(a, "s2", None)  # a takes it back, after b's write
+    assert again.frames[-1] == (50, b"from b")
     a.forget("s2")
     await written(a)
     assert not await redis_client.exists("nbstream:s:s2", "nbstream:s:s2:meta")
 
 
+async def test_a_claim_by_another_user_changes_nothing(node: Nodes, redis_client: Any) -> None:
+    a, _ = await node()
+    b, _ = await node()
+    a.record("s5", "ann", "e1", 0, frame(0))
+    await written(a)
+    owner = await redis_client.hget("nbstream:s:s5:meta", "owner")
+    for _ in range(3):
+        claim = await b.claim("s5", "mallory", have_local=False)
+        assert claim.outcome is ClaimOutcome.REFUSED and claim.record is None
+    assert await redis_client.hget("nbstream:s:s5:meta", "owner") == owner
+    a.record("s5", "ann", "e1", 1, frame(1))  # a still owns it and writes
+    await written(a)
+    assert await redis_client.hget("nbstream:s:s5:meta", "next") == b"2"
+    mine = await a.claim("s5", "ann", have_local=True)
+    assert mine.outcome is ClaimOutcome.MINE
+
+
 async def test_a_new_history_under_the_same_id_replaces_the_old(node: Nodes) -> None:
     a, _ = await node()
+    b, _ = await node()
     for offset in range(4):
         a.record("s3", "ann", "old", offset, frame(offset))
     a.record("s3", "ann", "new", 0, b"fresh")
     await written(a)
-    record = await a.load("s3")
-    assert record is not None
+    record = await adopted(b, "s3")
     assert (record.epoch, record.next_offset, record.frames) == ("new", 1, [(0, b"fresh")])
 
 
@@ -119,21 +145,22 @@ async def test_publications_reach_the_other_nodes_only(node: Nodes) -> None:
     assert (got_a[0].user, got_a[0].message.text) == (None, "all")
 
 
-async def test_counts_add_up_across_live_nodes(node: Nodes, redis_client: Any) -> None:
+async def test_per_user_limits_hold_across_live_nodes(node: Nodes, redis_client: Any) -> None:
     a, _ = await node()
     b, _ = await node()
-    a.count("ann", +1)
-    a.count("ann", +1)
-    b.count("ann", +1)
-
-    async def a_sees_b() -> bool:
-        return await a.connections_elsewhere("ann") == 1
-    await eventually(a_sees_b)
+    assert await a.admit_user("ann", "c1", 3) is None
+    assert await a.admit_user("ann", "c2", 3) is None
+    assert await b.admit_user("ann", "c3", 3) is None
+    refused = await b.admit_user("ann", "c4", 3)
+    assert refused is not None and refused.code == ErrorCode.TOO_MANY_CONNECTIONS
+    assert await a.connections_elsewhere("ann") == 1
     assert await b.connections_elsewhere("ann") == 2
-    await redis_client.hset("nbstream:u:ann", "crashed-node", 7)  # no liveness key
-    assert await b.connections_elsewhere("ann") == 2
-    assert not await redis_client.hexists("nbstream:u:ann", "crashed-node")
-    a.count("ann", -1)
+    b.leave("ann", "c3")
+    await written(b)
+    await redis_client.sadd("nbstream:conns:ann", "crashed/c9")  # no liveness key
+    assert await b.admit_user("ann", "c4", 3) is None  # the dead node's count is dropped
+    assert not await redis_client.sismember("nbstream:conns:ann", "crashed/c9")
+    a.leave("ann", "c1")
     await written(a)
     assert await b.connections_elsewhere("ann") == 1
     await a.close()
@@ -144,11 +171,12 @@ async def test_counts_add_up_across_live_nodes(node: Nodes, redis_client: Any) -
 async def test_writes_go_on_after_redis_forgets_the_scripts(node: Nodes, redis_client: Any
                                                             ) -> None:
     a, _ = await node()
+    b, _ = await node()
     a.record("s4", "ann", "e1", 0, frame(0))
     await written(a)
     await redis_client.script_flush()  # as after a restart
     a.record("s4", "ann", "e1", 1, frame(1))
     await written(a)
-    record = await a.load("s4")
-    assert record is not None and record.frames == [(0, frame(0)), (1, frame(1))]
+    record = await adopted(b, "s4")
+    assert record.frames == [(0, frame(0)), (1, frame(1))]
     assert a.health()["dropped"] == 0

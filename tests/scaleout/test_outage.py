@@ -6,13 +6,15 @@ import asyncio
 import json
 import logging
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
 import nbstream
-from nbstream.backplane.redis import RedisBackplane
+from nbstream.backplane import ClaimOutcome
+from nbstream.backplane.redis import DROP_WINDOW, RedisBackplane
 from tests.conftest import TIMEOUT, ServerFactory
 from tests.scaleout.conftest import eventually
 from tests.scaleout.processes import RedisServer
@@ -22,6 +24,16 @@ def http_health(server: nbstream.Server) -> dict[str, Any]:
     with urllib.request.urlopen(server.health_url, timeout=1.0) as response:
         decoded: dict[str, Any] = json.loads(response.read())
         return decoded
+
+
+def http_ready(server: nbstream.Server) -> tuple[int, dict[str, Any]]:
+    """``GET /ready``: the status and the JSON body (503 is an answer, not an error)."""
+    address = server.health_url.removesuffix("/health") + "/ready"
+    try:
+        with urllib.request.urlopen(address, timeout=1.0) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 async def test_redis_restart_degrades_then_recovers(
@@ -40,7 +52,11 @@ async def test_redis_restart_degrades_then_recovers(
     await asyncio.to_thread(redis_server.stop)
     await eventually(lambda: _down(here, there), timeout=3.0)
     assert "is unreachable" in caplog.text and redis_server.url in caplog.text
-    assert (await asyncio.to_thread(http_health, here))["redis"] == "down"
+    health = await asyncio.to_thread(http_health, here)  # alive: do not restart it
+    assert health["status"] == "ok" and health["redis"] == "down"
+    status, ready = await asyncio.to_thread(http_ready, here)  # but take it out of service
+    assert status == 503 and ready["ready"] is False
+    assert any("unreachable" in problem for problem in ready["problems"]), ready
 
     started = time.monotonic()
     assert await here.abroadcast("during") == 1  # this process's clients still get it
@@ -48,11 +64,15 @@ async def test_redis_restart_degrades_then_recovers(
     replies = await ann.achat("keep going while Redis is away")  # history: queued, dropped
     assert replies[-1].type == "end"
     assert await there.backplane.connections_elsewhere("ann") == 0  # fails open
-    assert await there.backplane.load(ann.session_id or "") is None
+    claim = await there.backplane.claim(ann.session_id or "", "ann", have_local=False)
+    assert claim.outcome is ClaimOutcome.UNKNOWN
     assert time.monotonic() - started < 1.0, "something waited for the missing Redis"
     with pytest.raises(TimeoutError):
         await bob.arecv(timeout=0.3)  # fan-out across processes is suspended
     assert here.health()["dropped"] > 0 and here.health()["queued"] > 0
+    assert here.health()["unsent"] == 1  # "during" could not reach `there`
+    status, ready = await asyncio.to_thread(http_ready, here)
+    assert status == 503 and any("dropped" in problem for problem in ready["problems"])
 
     await asyncio.to_thread(redis_server.start)  # same port, empty
     await eventually(lambda: _up(here, there), timeout=TIMEOUT)
@@ -73,8 +93,16 @@ async def test_redis_restart_degrades_then_recovers(
     async def flushed() -> bool:  # what waited for Redis was written
         return here.health()["queued"] == 0
 
+    async def missed_counted() -> bool:  # `there` knows what it missed of `here`
+        return there.health()["missed"] >= 1
+
+    async def ready_again() -> bool:  # after the window of dropped writes has passed
+        return (await asyncio.to_thread(http_ready, here))[0] == 200
+
     await eventually(counted_again, timeout=TIMEOUT)
     await eventually(flushed, timeout=TIMEOUT)
+    await eventually(missed_counted, timeout=TIMEOUT)
+    await eventually(ready_again, timeout=DROP_WINDOW + TIMEOUT)
     await ann.aclose()
     await bob.aclose()
 

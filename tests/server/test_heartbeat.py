@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 import nbstream
-from tests.conftest import TIMEOUT, ServerFactory, recv_json
+from tests.conftest import TIMEOUT, ServerFactory, eventually, recv_json
 
 
 async def test_server_pings_and_drops_a_peer_that_never_answers(
@@ -62,3 +62,14 @@ async def test_client_ping_gets_a_pong(start_server: ServerFactory) -> None:
         await ws.send(json.dumps({"type": "ping", "id": "p-1"}))
         pong = await recv_json(ws)
         assert pong["type"] == "pong" and pong["data"] == {"ping_id": "p-1"}
+
+
+async def test_a_session_dropped_for_missed_heartbeats_waits_to_be_resumed(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo", heartbeat_interval=0.1, heartbeat_timeout=0.1)
+    client = await nbstream.aconnect(server, auto_pong=False)  # it will miss the pings
+    await client.achat("remember me", timeout=TIMEOUT)
+    await eventually(lambda: client.reconnects > 0, what="closed with 1011, then back")
+    assert client.recovered is True  # the session waited: nothing was lost
+    await client.aclose()

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 import nbstream
-from tests.conftest import TIMEOUT, ServerFactory, recv_json
+from tests.conftest import TIMEOUT, ServerFactory, eventually, recv_json
 
 
 async def scrape(server: nbstream.Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,10 +30,12 @@ async def test_metrics_count_what_happened(start_server: ServerFactory) -> None:
     server = await start_server(nbstream.Agent(token_delay=0), metrics=True, batch_max_size=4,
                                 batch_max_wait=0.01, heartbeat_interval=0.05,
                                 heartbeat_timeout=1.0)
+    rtts: list[object] = []
+    server.events.subscribe(lambda e: rtts.append(e) if e.kind == "heartbeat" else None)
     client = await nbstream.aconnect(server.url)
     for _ in range(3):
         await client.achat("what is 2+2?", timeout=TIMEOUT)
-    await asyncio.sleep(0.6)  # heartbeats, answered by the client once it is idle (0.2 s)
+    await eventually(lambda: rtts)  # heartbeats, answered by the client once it is idle
     async with connect(server.url) as ws:
         await ws.send("not json")
         assert (await recv_json(ws))["data"]["code"] == "INVALID_MESSAGE"
@@ -49,7 +51,7 @@ async def test_metrics_count_what_happened(start_server: ServerFactory) -> None:
     assert metrics[("nbstream_batch_size_count", ())] >= 3
     assert metrics[("nbstream_outbox_queued_bytes", ())] == 0
     await client.aclose()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: server.health()["connections"] == 0)
     after = await scrape(server)
     assert after[("nbstream_connections", ())] == 0
     assert after[("nbstream_connections_closed_total", (("code", "1000"),))] == 2

@@ -73,3 +73,14 @@ async def test_chats_during_the_drain_are_refused(start_server: ServerFactory) -
     refusals = [f for f in frames if f["type"] == "error"]
     assert refusals and refusals[0]["data"]["code"] == "SHUTTING_DOWN"
     assert refusals[0]["data"]["details"]["reply_to"] == "late"
+
+
+def test_the_report_says_what_was_closed_or_that_nothing_was() -> None:
+    from nbstream import ShutdownReport
+
+    assert str(ShutdownReport(seconds=0.004)) == (
+        "stopped in 0.00 s: no connection was left to close")
+    assert str(ShutdownReport(finished=["s1"], closed=1, seconds=0.25)) == (
+        "stopped in 0.25 s: 1 connection closed, 1 stream finished, 0 cut")
+    assert str(ShutdownReport(finished=["s1", "s2"], cut=["s3"], closed=3, seconds=1.5)) == (
+        "stopped in 1.50 s: 3 connections closed, 2 streams finished, 1 cut")

@@ -130,3 +130,22 @@ async def test_a_server_on_another_thread_is_watched_from_this_loop(comms: CommL
     await client.aclose()
     await server.astop(timeout=1.0)
     view.close()
+
+
+async def test_a_refused_connection_shows_as_a_row_and_sessions_by_name(
+        start_server: ServerFactory, comms: CommLog) -> None:
+    server = await start_server("echo", max_connections_per_user=1)
+    view = FlowView(server)
+    bo = await nbstream.aconnect(server, user="bo")
+    try:
+        await nbstream.aconnect(server, user="bo")
+        raise AssertionError("a second connection of bo must be refused")
+    except nbstream.StreamClosed as refused:
+        assert refused.code == 1013
+    await eventually(lambda: any(row[4] == "refused" for row in view.rows))
+    (row,) = [row for row in view.rows if row[4] == "refused"]
+    assert "code=1013" in row[6] and "TOO_MANY_CONNECTIONS" in row[6] and row[7] == "bo"
+    assert view.session_users[bo.session_id] == "bo"
+    assert view.kept == len(view.rows) and view.dropped == 0
+    await bo.aclose()
+    view.close()

@@ -103,3 +103,45 @@ def test_rates_per_direction_over_the_window() -> None:
         log.fold(message_event("chat", direction="c2s"))
     assert log.rates(10.5) == (10.0, 40.0)
     assert log.rates(12.0) == (0.0, 0.0)  # traffic stopped more than a window ago
+
+
+def test_heartbeats_never_push_out_a_rare_type() -> None:
+    log = FlowLog(max_rows=200)
+    for i in range(1_000):
+        log.fold(message_event("ping", direction="s2c", at=1_700_000_000 + i))
+        log.fold(message_event("pong", direction="c2s", at=1_700_000_000 + i))
+        if i % 20 == 0:
+            log.fold(message_event("content", {"text": f"token {i}"}))
+            log.rows()  # a view reads about ten times a second
+    rows = log.rows()
+    assert len(rows) == log.kept == 200
+    assert len(log.rows(type="content")) == 50 == log.counts["content"]  # every one kept
+    assert log.dropped == 2_050 - 200
+    assert [r.seq for r in rows] == sorted(r.seq for r in rows)  # still oldest first
+    assert {r.type for r in rows[-3:]} <= {"ping", "pong", "content"}
+
+
+def test_a_flood_between_two_reads_is_counted_as_dropped() -> None:
+    log = FlowLog(max_rows=10)
+    for i in range(25):
+        log.fold(message_event(data={"i": i}))
+    assert (log.kept, log.dropped) == (10, 15)
+    assert json.loads(log.rows()[0].json)["data"] == {"i": 15}
+
+
+def test_sessions_are_named_by_their_users() -> None:
+    log = FlowLog()
+    log.fold(FlowEvent("open", "server", "s1", user="alice"))
+    log.fold(message_event(session="s2"))
+    log.fold(FlowEvent("open", "server", "s2", user="bob"))
+    assert log.session_users() == {"s1": "alice", "s2": "bob"}
+    assert log.sessions() == ["s1", "s2"]
+
+
+def test_a_refused_connection_is_a_row() -> None:
+    log = FlowLog()
+    log.fold(FlowEvent("refused", "server", "s9", user="bo",
+                       detail={"code": 1013, "error": "TOO_MANY_CONNECTIONS"}))
+    (row,) = log.rows(type="refused")
+    assert row.preview == "user=bo code=1013 error=TOO_MANY_CONNECTIONS"
+    assert log.counts == {}  # not a message

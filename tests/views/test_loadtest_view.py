@@ -40,9 +40,9 @@ class Result:
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame({"messages": [1_000], "p99_ms": [4.2]})
 
-    def plot(self) -> Figure:
+    def plot(self, theme: str = "light") -> Figure:
         figure = Figure()
-        figure.subplots().plot([1, 2, 3])
+        figure.subplots().plot([1, 2, 3], color="white" if theme == "dark" else "black")
         return figure
 
 
@@ -72,6 +72,7 @@ class FakeLoadTest:
 async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> None:
     test = FakeLoadTest()
     view = LoadTestView(test)
+    assert view.plot.layout.display == view.plot_dark.layout.display == "none"  # no empty img
     for step in range(1, 30):
         test.report(Progress(elapsed=step / 10, sent=step * 30, completed=step * 30,
                              in_flight=5, connections_open=10, throughput=300.0,
@@ -84,6 +85,10 @@ async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> N
     assert "done" in view.live.value
     assert "p99_ms" in view.summary.value
     assert bytes(view.plot.value).startswith(b"\x89PNG")
+    assert bytes(view.plot_dark.value).startswith(b"\x89PNG")
+    assert view.plot.value != view.plot_dark.value  # one drawn for each theme
+    assert view.plot.layout.display is None and view.plot_dark.layout.display is None
+    assert "nbs-plot-dark" in view.plot_dark._dom_classes
     assert test.subscribers == []  # it stopped listening by itself
     view.close()
     view.close()

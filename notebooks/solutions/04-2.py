@@ -1,0 +1,3 @@
+await first.aclose()
+again = await nbstream.aconnect(server, user="bo")
+again
