@@ -26,10 +26,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from nbstream import running, runtime, wire
+from nbstream.client.messages import NO_DATA, chat_message, message_for
 from nbstream.client.opening import open_websocket
 from nbstream.client.options import ConnectOptions
 from nbstream.client.reconnect import Reconnecting
-from nbstream.client.sync import NO_DATA, SyncTwins, Until
+from nbstream.client.sync import SyncTwins
 from nbstream.client.turns import SocketTurns
 from nbstream.client.watchdog import Watchdog
 from nbstream.events import BINARY, TEXT, EventStream
@@ -41,7 +42,7 @@ from nbstream.protocol import (
     StreamError,
 )
 from nbstream.protocol.client_session import ClientSessionCore, SendDecision
-from nbstream.protocol.replies import ReplyStep, reply_step
+from nbstream.protocol.replies import ReplyStep, Until, request_step
 from nbstream.redact import redact_url
 
 logger = redacting(logging.getLogger(__name__))
@@ -235,17 +236,6 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
 
     # -- async API ---------------------------------------------------------------------------
 
-    def _message(self, item: Any, data: Any) -> Message:
-        """The message for ``send(type, data)`` (nbstream) or ``send(value)`` (any)."""
-        envelope = isinstance(self.protocol, wire.EnvelopeProtocol)
-        if data is not NO_DATA or (envelope and isinstance(item, str)):
-            if not envelope:
-                raise TypeError(f"send(type, data) is the nbstream protocol's form; with "
-                                f"protocol={self.protocol.name!r} send one value: "
-                                "client.send({...}), client.send('text') or bytes")
-            return Message(str(item), None if data is NO_DATA else data)
-        return self.protocol.to_message(item)
-
     async def asend(self, item: Any, data: Any = NO_DATA) -> Message:
         """Send one message; returns it (its ``id`` is what nbstream replies refer to).
 
@@ -257,7 +247,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
             StreamClosed: if the connection is closed for good, or the buffer is full.
             TypeError: for a value the protocol cannot send.
         """
-        message = self._message(item, data)
+        message = message_for(self.protocol, item, data)
         await self._on_loop(self._send_message(message))
         return message
 
@@ -296,13 +286,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
             TimeoutError: if ``end`` does not arrive within ``timeout`` seconds.
             StreamClosed: if the connection closes for good first.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"chat(text) takes a str, got {type(text).__name__}: "
-                            f"chat(str(value)) sends its text")
-        if not self.protocol.ends_replies:
-            raise TypeError(f"chat() is the nbstream protocol's; with protocol="
-                            f"{self.protocol.name!r} use request(value)")
-        request = Message(MessageType.CHAT, {**data, "text": text})
+        request = chat_message(self.protocol, text, data)
         return await self._on_loop(self._request(
             request, None, self.timeout if timeout is None else timeout))
 
@@ -328,7 +312,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         await self._send_message(request)
         replies: list[Message] = []
         pending = self._pending
-        by_reply = until is None and self.protocol.ends_replies
+        ends_replies = self.protocol.ends_replies
+        by_reply = until is None and ends_replies  # only an end or an error can end it
         try:
             with self._watchdog.deadline(timeout):
                 await self._take_socket()  # once per request rather than once per message
@@ -338,13 +323,9 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
                             await self._read_frame()
                         message = pending.popleft()
                         replies.append(message)
-                        if not by_reply:
-                            if until is None or until(message):
-                                return replies
-                            continue
-                        if message.type not in _REPLY_ENDS:
+                        if by_reply and message.type not in _REPLY_ENDS:
                             continue  # streamed content: the reply goes on
-                        step = reply_step(message, request.id)
+                        step = request_step(message, request.id, until, ends_replies)
                         if step is ReplyStep.END:
                             return replies
                         if step is ReplyStep.FAILED:

@@ -4,20 +4,17 @@ and scripts: each runs its twin on the client's loop and waits (nbstream.runtime
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from nbstream import runtime
+from nbstream.client.messages import NO_DATA
 from nbstream.protocol import Message, StreamClosed
+from nbstream.protocol.replies import Until
 
 if TYPE_CHECKING:
     from typing import Self
 
-Until = Callable[[Message], bool]
-"""Which reply ends a request."""
-
-NO_DATA: Any = object()
-"""``send(type)`` without data (an envelope whose data is null)."""
 
 
 class SyncTwins:

@@ -2,12 +2,15 @@
 
 Example: nbstream load ws://127.0.0.1:8000/ws --connections 200 --rate 2000
 --duration 10 --max-p99 0.05 --out results.parquet; then
-nbstream.LoadResult.read_parquet("results.parquet").
+nbstream.LoadResult.read_parquet("results.parquet"). Any WebSocket server:
+--protocol raw|text|json; a scripted user flow: --scenario flows:user_flow (an
+async function in flows.py, found from the current directory).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -61,7 +64,21 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
                         help="envelope type to send (default chat)")
     parser.add_argument("--raw", action="store_true",
                         help="send raw text frames and time the first frame back (any "
-                             "echo server)")
+                             "echo server); the same as --protocol raw")
+    parser.add_argument("--protocol", choices=("nbstream", "json", "text", "raw"),
+                        help="how frames become messages (default nbstream; json, text and "
+                             "raw for servers nbstream did not write)")
+    parser.add_argument("--type-key", metavar="KEY",
+                        help="--protocol json: the key holding a message's type (default type)")
+    parser.add_argument("--scenario", metavar="MODULE:FUNCTION",
+                        help="run this async user flow instead of the built-in one (module "
+                             "found from the current directory)")
+    parser.add_argument("--iterations", type=int,
+                        help="--scenario: iterations per connection (default 1)")
+    parser.add_argument("--transport", choices=("auto", "websockets", "picows"),
+                        default="auto",
+                        help="the library driving the connections (default auto: picows "
+                             "when installed, pip install 'nbstream[fast]')")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds for a handshake or an answer (default 30)")
     parser.add_argument("--token-file", metavar="PATH",
@@ -95,15 +112,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     token = read_secret("token", args.token_file, "NBSTREAM_TOKEN", os.environ)
-    headers: dict[str, Any] = (
-        {"additional_headers": {"Authorization": f"Bearer {token[0]}"}} if token else {})
+    extra: dict[str, Any] = {}
+    if token:
+        extra["additional_headers"] = {"Authorization": f"Bearer {token[0]}"}
+    if args.scenario:
+        extra["scenario"] = find_scenario(args.scenario)
+    if args.type_key:
+        extra["type_key"] = args.type_key
     try:
         result = load_test(
             args.url, connections=args.connections, messages=args.messages, rate=args.rate,
             duration=args.duration, ramp_up=args.ramp_up, payload=args.payload,
             message_type=None if args.raw else args.message_type, timeout=args.timeout,
             processes=args.processes, cluster=args.cluster, progress=not args.no_progress,
-            **headers,
+            protocol="raw" if args.raw else args.protocol, iterations=args.iterations,
+            transport=args.transport, **extra,
         )
     except (TypeError, ValueError, ImportError) as exc:  # bad arguments; --cluster, no Dask
         raise UsageError(str(exc)) from None
@@ -116,6 +139,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.out and not save_results(result, args.out):
         status = NOT_WRITTEN
     return status
+
+
+def find_scenario(spec: str) -> Any:
+    """The function named by ``module:function`` (the current directory is searched first).
+
+    Raises:
+        UsageError: naming what could not be found.
+    """
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise UsageError(f"--scenario {spec}: write MODULE:FUNCTION, e.g. flows:user_flow")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--scenario {spec}: cannot import {module_name} ({exc})") from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise UsageError(f"--scenario {spec}: {module_name} has no {function_name}")
+    return function
 
 
 def check_writable(path: str) -> None:

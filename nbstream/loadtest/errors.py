@@ -10,7 +10,8 @@ class LocalError(enum.StrEnum):
     """Error codes the load tester assigns itself (server codes are kept as sent)."""
 
     NOT_SENT = "NOT_SENT"
-    """The message was planned but its connection failed or closed before sending it."""
+    """The message (or scenario iteration) was planned but its connection failed or
+    closed before sending (running) it."""
     TIMEOUT = "TIMEOUT"
     """No final reply within ``timeout``; the connection is then closed (later replies
     could not be told apart) and its remaining messages are NOT_SENT."""

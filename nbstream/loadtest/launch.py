@@ -291,6 +291,20 @@ def load_test(target: str | Server, **options: Unpack[LoadTestKwargs]) -> LoadRe
             per worker; rows and histograms merge as with ``processes``. Needs
             ``pip install 'nbstream[dask]'`` and nbstream on the workers.
         progress: Show a tqdm progress bar (a widget in a notebook).
+        protocol: How frames become messages: "nbstream" (None: the default, "raw"
+            when ``message_type=None``), "json", "text" or "raw" for servers nbstream
+            did not write (the first frame back answers a message).
+        type_key: ``protocol="json"``: the key holding a message's type.
+        scenario: ``async def user_flow(user)`` to run instead of the built-in flow,
+            ``iterations`` times per connection (or on the ``rate`` timetable):
+            ``user.request``/``step``/``record`` time rows of ``messages`` with a
+            ``step``, ``user.check`` counts checks (``LoadResult.steps``,
+            ``.checks``, ``.iterations``). May come from a notebook cell, also with
+            ``processes`` or ``cluster`` (shipped with cloudpickle).
+        iterations: With ``scenario``: iterations per connection (default 1).
+        data: With ``scenario``: a DataFrame or list whose rows ``user.data`` deals.
+        transport: "auto" (picows when installed and able, else websockets),
+            "websockets" or "picows" (``pip install 'nbstream[fast]'``).
         faults: Run the load through a fault proxy with this schedule:
             ``[(start_s, duration_s, fault, params), ...]``, e.g. ``(2, 3, "latency",
             {"ms": 100, "direction": "both"})`` (see docs/faults.md). The result's

@@ -10,28 +10,41 @@ Two models (see docs/loadtest.md):
   next due message; latency is also measured from the due time, so a stall shows up
   in the percentiles instead of silently lowering the load (coordinated omission).
 
+What each connection does is either the built-in flow (send the payload, wait for
+the answer, repeat) or a **scenario**: ``async def user_flow(user)`` run once per
+iteration (:mod:`nbstream.loadtest.scenario`); in the open model ``rate`` is then
+iterations per second.
+
 A plan splits into :class:`PlanPart` objects, one per worker process, whose union is
-exactly the whole plan, so merged results equal those of a single process.
+exactly the whole plan, so merged results equal those of a single process. A plan
+pickles its functions by value (:mod:`nbstream.loadtest.shipping`), so that those of
+a notebook cell reach worker processes and Dask workers.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from nbstream import wire
 from nbstream.redact import redact_url, redact_value
 
 if TYPE_CHECKING:
     from nbstream.server import Server
 
 Model = Literal["closed", "open"]
-Payload = str | bytes | Callable[[int, int], str | bytes]
+Payload = str | bytes | Callable[[int, int], Any]
 """A ``str.format`` template with ``{i}`` (message number) and ``{connection}``, fixed
-bytes (sent as binary frames), or a function ``(connection, i) -> str | bytes``."""
+bytes (sent as binary frames), or a function ``(connection, i) -> value`` (str or
+bytes; with ``protocol="json"`` also a dict or list)."""
+Scenario = Callable[[Any], Awaitable[None]]
+"""``async def user_flow(user) -> None``: one iteration of one user
+(an :class:`nbstream.loadtest.User`)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,15 @@ class LoadPlan:
     timeout: float = 30.0
     processes: int = 1
     connect_options: Mapping[str, Any] = field(default_factory=dict)
+    protocol: wire.ProtocolSpec = "nbstream"
+    type_key: wire.TypeKey | None = None
+    scenario: Scenario | None = None
+    """Run this user flow instead of the built-in one; ``messages`` then counts
+    iterations per connection."""
+    data: Sequence[Any] | None = None
+    """Rows for ``user.data``, cycled."""
+    transport: str = "auto"
+    """"auto", "websockets" or "picows" (see nbstream.loadtest.transport.choose)."""
 
     @classmethod
     def create(cls, target: str | Server, **fields: Any) -> LoadPlan:
@@ -91,10 +113,46 @@ class LoadPlan:
                     f"payload template {self.payload!r} fails ({exc!r}): use {{i}} and "
                     "{connection}, and double literal braces"
                 ) from None
-        if isinstance(self.payload, bytes) and self.message_type is not None:
-            raise ValueError("bytes payloads go in raw binary frames: pass message_type=None")
+        if isinstance(self.payload, bytes) and self.envelope_type is not None:
+            raise ValueError("bytes payloads go in raw binary frames: pass "
+                             "protocol='raw' (or message_type=None)")
+        wire.create(self.protocol, type_key=self.type_key)  # a known protocol
+        if self.scenario is not None and not _is_async(self.scenario):
+            raise TypeError(f"scenario must be an async function of one argument (async def "
+                            f"user_flow(user): ...), got {self.scenario!r}")
+        if self.data is not None and len(self.data) == 0:
+            raise ValueError("data has no rows: pass None, or rows for user.data")
         if self.rate is not None and self.planned == 0:
             raise ValueError("rate * duration is less than one message")
+
+    @property
+    def envelope_type(self) -> str | None:
+        """The envelope type the built-in flow sends (nbstream protocol), else None."""
+        if isinstance(self.protocol, str) and self.protocol == "nbstream":
+            return self.message_type
+        return None
+
+    def wire_protocol(self) -> wire.WireProtocol:
+        """A protocol object for this plan's connections (``protocol``, ``type_key``)."""
+        return wire.create(self.protocol, type_key=self.type_key)
+
+    def row(self, connection: int, iteration: int) -> Any:
+        """The ``data`` row for iteration ``iteration`` of ``connection`` (None: no data).
+
+        Rows are dealt round-robin over the connections' iterations (closed model) or
+        the timetable's (open model), the same in every process.
+        """
+        data = self.data
+        if data is None:
+            return None
+        turn = iteration if self.rate is not None else iteration * self.connections + connection
+        return data[turn % len(data)]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with cloudpickle, so that functions of a notebook cell travel by value."""
+        from nbstream.loadtest.shipping import dumps
+
+        return (_load_plan, (dumps({f.name: getattr(self, f.name) for f in fields(self)}),))
 
     @property
     def model(self) -> Model:
@@ -119,8 +177,15 @@ class LoadPlan:
         assert self.rate is not None
         return slot / self.rate
 
-    def text(self, connection: int, i: int) -> str | bytes:
-        """The payload of message ``i`` on ``connection``."""
+    @property
+    def is_constant(self) -> bool:
+        """Every message of the built-in flow has the same payload."""
+        payload = self.payload
+        return isinstance(payload, bytes) or (isinstance(payload, str) and "{" not in payload)
+
+    def text(self, connection: int, i: int) -> Any:
+        """The payload of message ``i`` on ``connection`` (str or bytes; a payload
+        function may also return a JSON value for ``protocol="json"``)."""
         payload = self.payload
         if isinstance(payload, str):
             return payload.format(i=i, connection=connection) if "{" in payload else payload
@@ -162,14 +227,39 @@ class LoadPlan:
             "duration": self.duration,
             "ramp_up": self.ramp_up,
             "payload": payload if isinstance(payload, str) else repr(payload),
-            "message_type": self.message_type,
+            "message_type": self.envelope_type,
+            "protocol": self.protocol if isinstance(self.protocol, str) else repr(self.protocol),
+            "scenario": _name(self.scenario),
+            "data_rows": None if self.data is None else len(self.data),
             "timeout": self.timeout,
             "processes": self.processes,
             "planned": self.planned,
             "connect_options": dict(self.connect_options),
         }
+        if self.scenario is not None:
+            fields["iterations"] = fields.pop("messages")
         parameters: dict[str, Any] = redact_value(json.loads(json.dumps(fields, default=repr)))
         return parameters
+
+
+def _is_async(function: Callable[..., Any]) -> bool:
+    """An async function, a partial of one, or an object whose ``__call__`` is async."""
+    if inspect.iscoroutinefunction(function):
+        return True
+    return not inspect.isroutine(function) and inspect.iscoroutinefunction(
+        type(function).__call__)
+
+
+def _name(function: Callable[..., Any] | None) -> str | None:
+    if function is None:
+        return None
+    return str(getattr(function, "__name__", repr(function)))
+
+
+def _load_plan(data: bytes) -> LoadPlan:
+    import pickle
+
+    return LoadPlan(**pickle.loads(data))
 
 
 @dataclass(frozen=True)

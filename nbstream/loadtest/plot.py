@@ -22,6 +22,7 @@ from matplotlib.rcsetup import cycler
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from nbstream.loadtest import faults
+from nbstream.loadtest.stepplot import draw_steps
 
 
 class Run(Protocol):
@@ -34,6 +35,13 @@ class Run(Protocol):
     @property
     def timeseries(self) -> Any:
         """One row per second (a DataFrame)."""
+
+    @property
+    def steps(self) -> Any:
+        """A scenario's steps (a DataFrame; empty for the built-in flow)."""
+
+    checks: Any
+    """A scenario's checks (a DataFrame)."""
 
 Theme = Literal["light", "dark"]
 """Colours for a light page (dark text) or a dark one (light text)."""
@@ -81,9 +89,11 @@ def plot_results(runs: Sequence[Run], labels: Sequence[str] | None = None,
         [""] if len(runs) == 1 else [f"run {i + 1}" for i in range(len(runs))])
     if len(names) != len(runs):
         raise ValueError(f"{len(runs)} runs but {len(names)} labels")
+    scenario = any(len(run.steps) or len(run.checks) for run in runs)
     with matplotlib.rc_context(THEMES[theme]):
-        figure = ResultFigure(figsize=(11, 7), layout="constrained")
-        (cdf, rate), (tail, errors) = figure.subplots(2, 2)
+        figure = ResultFigure(figsize=(11, 10.5 if scenario else 7), layout="constrained")
+        grid = figure.subplots(3 if scenario else 2, 2)
+        (cdf, rate), (tail, errors) = grid[0], grid[1]
         latencies, most_errors = _draw(runs, names, cdf, rate, tail, errors)
         cdf.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of messages",
                 title="Latency CDF")
@@ -92,7 +102,10 @@ def plot_results(runs: Sequence[Run], labels: Sequence[str] | None = None,
         rate.set(xlabel="seconds", ylabel="messages/s", title="Throughput (completed)")
         tail.set(xlabel="seconds", ylabel="ms", title="p99 latency per second")
         errors.set(xlabel="seconds", ylabel="errors/s", title="Errors")
-        for axes in (cdf, rate, tail, errors):
+        if scenario:
+            draw_steps(grid[2][0], grid[2][1], [(run.steps, run.checks) for run in runs],
+                       names, matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])
+        for axes in figure.axes:
             axes.grid(alpha=0.3)
             if axes.get_legend_handles_labels()[0]:
                 axes.legend(fontsize="small")

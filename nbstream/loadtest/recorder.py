@@ -1,13 +1,11 @@
 """What a load test records: one row per message and per connection, and HDR histograms.
 
 The runner only writes integer timestamps from an injected clock (``perf_counter_ns``)
-into :class:`MessageRecord` / :class:`ConnectionRecord` objects and bumps a few
-counters. Everything derived — live :class:`Tick` figures, typed columns, histograms —
-is computed from those records here, off the data path. No I/O.
-
-Latencies go into HdrHistogram (microseconds, 3 significant digits) because its
-histograms add exactly: the merged histogram of several workers is the histogram of
-all their rows (:func:`histogram_of` on the merged column gives the same counts).
+into :class:`MessageRecord` / :class:`ConnectionRecord` (and a scenario's
+:class:`IterationRecord`) objects and bumps a few counters. Everything derived (live
+:class:`Tick` figures here; typed columns and histograms in
+:mod:`nbstream.loadtest.columns`) is computed from those records, off the data path.
+No I/O.
 """
 
 from __future__ import annotations
@@ -15,14 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-import numpy as np
-import numpy.typing as npt
-from hdrh.histogram import HdrHistogram
+import msgspec
 
-from nbstream.loadtest.errors import LocalError
+from nbstream.loadtest.columns import Checks, Columns, PartialResult, to_part
+from nbstream.loadtest.errors import LocalError, closed_error, http_error
+from nbstream.loadtest.histograms import (
+    HISTOGRAMS,
+    decode_histogram,
+    histogram_of,
+    new_histogram,
+)
 
 if TYPE_CHECKING:
     from nbstream.loadtest.plan import PlanPart
@@ -30,38 +32,29 @@ if TYPE_CHECKING:
 Clock = Callable[[], int]
 """A monotonic clock in integer nanoseconds; ``time.perf_counter_ns`` unless injected."""
 
-Columns = dict[str, npt.NDArray[Any]]
 
-HISTOGRAM_LOWEST_US = 1
-HISTOGRAM_HIGHEST_US = 86_400_000_000
-"""Values are microseconds from 1 µs to one day; longer ones are clamped to a day."""
-HISTOGRAM_DIGITS = 3
-HISTOGRAMS = ("latency", "latency_corrected", "ttft", "ttft_corrected", "connect")
-"""Histogram names; each holds the column of the same name over successful messages,
-except ``ttft_corrected`` (``first_reply_at - intended_at``) and ``connect``
-(``connect_latency`` of the connections that opened)."""
+class MessageRecord(msgspec.Struct, gc=False):
+    """One message as the runner saw it; nanosecond timestamps, 0 meaning "never".
 
+    A C struct the garbage collector never visits (it holds no references that could
+    form cycles): a test keeps millions of them, and visiting each at every full
+    collection would cost the generator more than building it.
+    """
 
-class MessageRecord:
-    """One message as the runner saw it; nanosecond timestamps, 0 meaning "never"."""
-
-    __slots__ = ("answered", "bytes_in", "bytes_out", "connection", "done_ns", "error",
-                 "first_ns", "intended_ns", "replies", "sent_ns", "seq")
-
-    def __init__(self, connection: int, seq: int, intended_ns: int, sent_ns: int,
-                 bytes_out: int) -> None:
-        self.connection = connection
-        self.seq = seq
-        self.intended_ns = intended_ns
-        self.sent_ns = sent_ns
-        self.first_ns = 0
-        self.done_ns = 0
-        self.replies = 0
-        self.bytes_out = bytes_out
-        self.bytes_in = 0
-        self.error: str | None = None
-        self.answered = False
-        """True when a reply decided the outcome (success or an error envelope)."""
+    connection: int
+    seq: int
+    intended_ns: int
+    sent_ns: int
+    bytes_out: int
+    step: str | None = None
+    """The scenario step it timed (None in the built-in flow)."""
+    first_ns: int = 0
+    done_ns: int = 0
+    replies: int = 0
+    bytes_in: int = 0
+    error: str | None = None
+    answered: bool = False
+    """True when a reply decided the outcome (success or an error envelope)."""
 
 
 class ConnectionRecord:
@@ -107,6 +100,9 @@ class MessageRow(TypedDict):
     bytes_in: int
     error: str | None
     """<NA> on success, else the server's error code or a :class:`LocalError`."""
+    step: str | None
+    """The scenario step it timed (``user.request(name=)``, ``user.step()``,
+    ``user.record()``); <NA> in the built-in flow."""
 
 
 class ConnectionRow(TypedDict):
@@ -131,6 +127,37 @@ class ConnectionRow(TypedDict):
     """<NA> if the connection did its share, else why it did not."""
 
 
+class IterationRecord(msgspec.Struct, gc=False):
+    """One iteration of a scenario's user flow; nanosecond timestamps, 0 meaning "never"."""
+
+    connection: int
+    iteration: int
+    intended_ns: int
+    started_ns: int
+    done_ns: int = 0
+    think_ns: int = 0
+    """Time spent in ``user.sleep`` (think time)."""
+    error: str | None = None
+
+
+class IterationRow(TypedDict):
+    """The columns of ``LoadResult.iterations`` (times in seconds since the start)."""
+
+    connection: int
+    iteration: int
+    """Per user in the closed model, the timetable's number in the open model."""
+    intended_at: float
+    """When the plan wanted it started; equals ``started_at`` in the closed model."""
+    started_at: float
+    done_at: float
+    duration: float
+    """``done_at - started_at``, think time included."""
+    think_time: float
+    """Seconds spent in ``user.sleep``."""
+    error: str | None
+    """<NA> when the flow returned, else the code of what ended it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tick:
     """The live counters of one recorder, plus what finished since its previous tick."""
@@ -146,22 +173,6 @@ class Tick:
     """Completion times of the messages that succeeded since the previous tick."""
     latencies: list[float]
     """Their latencies, in seconds."""
-
-
-@dataclass(frozen=True)
-class PartialResult:
-    """What one worker measured: its rows as typed columns and encoded histograms.
-
-    Picklable and small enough to send between processes; merge parts with
-    ``LoadResult.from_parts``.
-    """
-
-    index: int
-    started_at: float
-    """Wall-clock time (``time.time()``) of the shared start; row times count from it."""
-    messages: Columns
-    connections: Columns
-    histograms: dict[str, bytes]
 
 
 class Recorder:
@@ -180,8 +191,13 @@ class Recorder:
         self.started_at = time.time() if started_at is None else started_at
         self.messages: list[MessageRecord] = []
         self.connections: list[ConnectionRecord] = []
+        self.iterations: list[IterationRecord] = []
+        self.checks: dict[str, list[int]] = {}
+        """Scenario checks by name: [passes, fails]."""
         self.finished: list[MessageRecord] = []
         """Messages whose outcome is known, in the order it became known."""
+        self.transport = "websockets"
+        """The library that drove the connections (set by the runner)."""
         self.sent = 0
         self.completed = 0
         self.errors = 0
@@ -199,9 +215,9 @@ class Recorder:
         return record
 
     def message(self, connection: int, seq: int, intended_ns: int, sent_ns: int,
-                bytes_out: int) -> MessageRecord:
+                bytes_out: int, step: str | None = None) -> MessageRecord:
         """A new record for a message being sent now, kept and counted as sent."""
-        record = MessageRecord(connection, seq, intended_ns, sent_ns, bytes_out)
+        record = MessageRecord(connection, seq, intended_ns, sent_ns, bytes_out, step)
         self.messages.append(record)
         self.sent += 1
         return record
@@ -228,6 +244,27 @@ class Recorder:
         self.finished.append(record)
         self.errors += 1
 
+    def interval(self, connection: int, seq: int, step: str, intended_ns: int,
+                 started_ns: int, now: int, error: str | None = None) -> MessageRecord:
+        """Keep a timed step that sent nothing itself (``user.step()``, ``user.record()``)."""
+        record = self.message(connection, seq, intended_ns, started_ns, 0, step)
+        self.finish(record, now, error)
+        return record
+
+    def iteration(self, connection: int, iteration: int, intended_ns: int,
+                  started_ns: int) -> IterationRecord:
+        """A new record for a scenario iteration starting now, kept."""
+        record = IterationRecord(connection, iteration, intended_ns, started_ns)
+        self.iterations.append(record)
+        return record
+
+    def check(self, name: str, ok: bool) -> None:
+        """Count one scenario check."""
+        counts = self.checks.get(name)
+        if counts is None:
+            counts = self.checks[name] = [0, 0]
+        counts[0 if ok else 1] += 1
+
     # -- readers ------------------------------------------------------------------------
 
     def tick(self) -> Tick:
@@ -249,69 +286,19 @@ class Recorder:
 
     def to_part(self, index: int) -> PartialResult:
         """Typed columns and encoded histograms of everything recorded, for merging."""
-        messages = self._message_columns()
-        connections = self._connection_columns()
-        ok = np.array([e is None for e in messages["error"]], dtype=bool)
-        values = {name: messages[name] for name in ("latency", "latency_corrected", "ttft")}
-        values["ttft_corrected"] = messages["first_reply_at"] - messages["intended_at"]
-        histograms = {name: histogram_of(v[ok]).encode() for name, v in values.items()}
-        connect = connections["connect_latency"]
-        histograms["connect"] = histogram_of(connect[~np.isnan(connect)]).encode()
-        return PartialResult(index, self.started_at, messages, connections, histograms)
-
-    def _message_columns(self) -> Columns:
-        records = self.messages
-        t0 = self.t0_ns
-
-        def ints(name: str) -> npt.NDArray[np.int64]:
-            return np.fromiter(map(attrgetter(name), records), np.int64, len(records))
-
-        intended, sent = ints("intended_ns"), ints("sent_ns")
-        first, done = ints("first_ns"), ints("done_ns")
-        answered = np.fromiter(map(attrgetter("answered"), records), bool, len(records))
-        return {
-            "connection": ints("connection"),
-            "seq": ints("seq"),
-            "intended_at": _seconds(intended, t0),
-            "sent_at": _seconds(sent, t0),
-            "first_reply_at": _seconds(first, t0),
-            "done_at": _seconds(done, t0),
-            "latency": np.where(answered, (done - sent) / 1e9, np.nan),
-            "latency_corrected": np.where(answered, (done - intended) / 1e9, np.nan),
-            "ttft": np.where((first > 0) & (sent > 0), (first - sent) / 1e9, np.nan),
-            "replies": ints("replies"),
-            "bytes_out": ints("bytes_out"),
-            "bytes_in": ints("bytes_in"),
-            "error": np.array([r.error for r in records], dtype=object),
-        }
-
-    def _connection_columns(self) -> Columns:
-        records = self.connections
-        t0 = self.t0_ns
-
-        def ints(name: str) -> npt.NDArray[np.int64]:
-            return np.fromiter(map(attrgetter(name), records), np.int64, len(records))
-
-        started, connected = ints("started_ns"), ints("connected_ns")
-        return {
-            "connection": ints("connection"),
-            "connect_started_at": _seconds(started, t0),
-            "connected_at": _seconds(connected, t0),
-            "connect_latency": np.where(connected > 0, (connected - started) / 1e9, np.nan),
-            "closed_at": _seconds(ints("closed_ns"), t0),
-            "close_code": np.array([r.close_code for r in records], dtype=object),
-            "close_reason": np.array([r.close_reason for r in records], dtype=object),
-            "error": np.array([r.error for r in records], dtype=object),
-        }
+        checks: Checks = {name: (p, f) for name, (p, f) in self.checks.items()}
+        return to_part(index, self.started_at, self.t0_ns, self.messages, self.connections,
+                       self.iterations, checks, self.transport)
 
 
 def lost_part(part: PlanPart, started_at: float, reason: str) -> PartialResult:
     """The rows of a part whose worker was lost, all with the error WORKER_LOST.
 
     Every connection of the part gets a row (``close_reason`` says why), and so does
-    every message it was to send where the plan fixes their number (a ``messages``
-    count, or the open model's timetable); a closed model bounded by ``duration``
-    leaves no message rows. What the worker measured before it was lost is gone.
+    every message (a scenario: every iteration) it was to send where the plan fixes
+    their number (a ``messages`` or ``iterations`` count, or the open model's
+    timetable); a closed model bounded by ``duration`` leaves none. What the worker
+    measured before it was lost is gone.
     """
     recorder = Recorder(lambda: 0, started_at, 0)
     for index in part.connections:
@@ -325,32 +312,31 @@ def lost_part(part: PlanPart, started_at: float, reason: str) -> PartialResult:
     else:
         planned = []
     for connection, seq in planned:
-        recorder.not_sent(connection, seq, error=LocalError.WORKER_LOST)
+        if plan.scenario is not None:
+            recorder.iteration(connection, seq, 0, 0).error = LocalError.WORKER_LOST
+        else:
+            recorder.not_sent(connection, seq, error=LocalError.WORKER_LOST)
     return recorder.to_part(part.index)
 
 
-def _seconds(ns: npt.NDArray[np.int64], t0: int) -> npt.NDArray[np.float64]:
-    """Nanosecond clock readings as seconds since ``t0``; 0 ("never") becomes NaN."""
-    return np.where(ns > 0, (ns - t0) / 1e9, np.nan)
-
-
-def new_histogram() -> HdrHistogram:
-    """An empty latency histogram (microseconds, 1 µs to one day, 3 digits)."""
-    return HdrHistogram(HISTOGRAM_LOWEST_US, HISTOGRAM_HIGHEST_US, HISTOGRAM_DIGITS)
-
-
-def histogram_of(seconds: npt.NDArray[np.float64]) -> HdrHistogram:
-    """The histogram of finite latencies in seconds (recorded as whole microseconds)."""
-    histogram = new_histogram()
-    values = seconds[np.isfinite(seconds)]
-    micros = np.clip(np.rint(values * 1e6), 0, HISTOGRAM_HIGHEST_US).astype(np.int64)
-    for value, count in zip(*np.unique(micros, return_counts=True), strict=True):
-        histogram.record_value(int(value), int(count))
-    return histogram
-
-
-def decode_histogram(encoded: bytes) -> HdrHistogram:
-    """Rebuild a histogram from :meth:`HdrHistogram.encode` output."""
-    histogram = new_histogram()
-    histogram.decode_and_add(encoded)
-    return histogram
+__all__ = [
+    "HISTOGRAMS",
+    "Clock",
+    "Columns",
+    "ConnectionRecord",
+    "ConnectionRow",
+    "IterationRecord",
+    "IterationRow",
+    "LocalError",
+    "MessageRecord",
+    "MessageRow",
+    "PartialResult",
+    "Recorder",
+    "Tick",
+    "closed_error",
+    "decode_histogram",
+    "histogram_of",
+    "http_error",
+    "lost_part",
+    "new_histogram",
+]

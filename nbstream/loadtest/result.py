@@ -8,9 +8,7 @@ stays light.
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import math
 import os
 import platform
@@ -21,15 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nbstream.loadtest import faults
-from nbstream.loadtest.recorder import (
-    HISTOGRAMS,
-    Columns,
-    PartialResult,
-    decode_histogram,
-    new_histogram,
-)
-from nbstream.loadtest.thresholds import failed_connections
+from nbstream.loadtest import faults, frames, storage
+from nbstream.loadtest.columns import PartialResult
+from nbstream.loadtest.histograms import HISTOGRAMS, new_histogram
+from nbstream.loadtest.metrics import PERCENTILES, Metric, format_value, metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,19 +30,15 @@ if TYPE_CHECKING:
 
     from nbstream.loadtest.plot import ResultFigure, Theme
 
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
-"""Latency percentiles in the summary (and ``max``)."""
-_TIME_COLUMNS = ("intended_at", "sent_at", "first_reply_at", "done_at",
-                 "connect_started_at", "connected_at", "closed_at")
-_METADATA_KEY = b"nbstream.loadtest"
-_CONNECTIONS_KEY = b"nbstream.connections"
+__all__ = ["PERCENTILES", "LoadResult", "library_versions"]
 
 
 def library_versions() -> dict[str, str]:
     """Versions of Python, the libraries that shape the numbers, and the machine."""
     versions = {"python": platform.python_version(), "platform": platform.platform(),
                 "cpus": str(os.cpu_count())}
-    for package in ("nbstream", "websockets", "msgspec", "pandas", "numpy", "hdrhistogram"):
+    for package in ("nbstream", "websockets", "picows", "msgspec", "pandas", "numpy",
+                    "hdrhistogram"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -62,13 +51,16 @@ class LoadResult:
 
     Look at :meth:`summary` first (it is also what the notebook shows), then
     :attr:`messages` (one row per message), :attr:`connections` (one per connection)
-    and :attr:`timeseries` (per second); :meth:`plot` draws them, :meth:`compare`
-    sets two runs side by side, :meth:`to_parquet` keeps them.
+    and :attr:`timeseries` (per second); a scenario's :attr:`steps`, :attr:`checks`
+    and :attr:`iterations`; :meth:`plot` draws them, :meth:`compare` sets two runs side
+    by side, :meth:`to_parquet` keeps them.
     """
 
     def __init__(self, messages: pd.DataFrame, connections: pd.DataFrame,
                  histograms: dict[str, HdrHistogram], parameters: dict[str, Any],
-                 started_at: pd.Timestamp, versions: dict[str, str]) -> None:
+                 started_at: pd.Timestamp, versions: dict[str, str],
+                 iterations: pd.DataFrame | None = None,
+                 checks: pd.DataFrame | None = None) -> None:
         self.messages = messages
         """One row per message; columns and types: ``nbstream.loadtest.recorder.MessageRow``."""
         self.connections = connections
@@ -83,6 +75,13 @@ class LoadResult:
         """When the test started (UTC); every ``*_at`` column counts seconds from it."""
         self.versions = versions
         """Python, library versions and the machine the load came from."""
+        open_model = parameters.get("model") == "open"
+        self.iterations = (iterations if iterations is not None
+                           else frames.iteration_frame({}, open_model))
+        """A scenario's iterations, one row each (``nbstream.loadtest.recorder.IterationRow``);
+        empty for the built-in flow."""
+        self.checks = checks if checks is not None else frames.checks_frame({})
+        """A scenario's checks, one row per name: ``passes``, ``fails``, ``rate``."""
 
     # -- building ------------------------------------------------------------------------
 
@@ -96,18 +95,31 @@ class LoadResult:
         import pandas as pd
 
         started = min(part.started_at for part in parts)
-        messages = _concat([_shifted(p.messages, p.started_at - started) for p in parts])
-        connections = _concat([_shifted(p.connections, p.started_at - started) for p in parts])
         histograms = {}
         for name in HISTOGRAMS:
             histograms[name] = new_histogram()
             for part in parts:
                 histograms[name].decode_and_add(part.histograms[name])
-        message_frame = _message_frame(messages, parameters.get("model") == "open")
-        return cls(message_frame, _connection_frame(connections, message_frame), histograms,
-                   parameters, pd.Timestamp(started, unit="s", tz="UTC"), library_versions())
+        open_model = parameters.get("model") == "open"
+        messages = frames.message_frame(frames.merged(parts, started, "messages"), open_model)
+        connections = frames.connection_frame(frames.merged(parts, started, "connections"),
+                                              messages)
+        iterations = frames.iteration_frame(frames.merged(parts, started, "iterations"),
+                                            open_model)
+        transports = sorted({part.transport for part in parts})
+        return cls(messages, connections, histograms,
+                   {**parameters, "transport": "+".join(transports)},
+                   pd.Timestamp(started, unit="s", tz="UTC"), library_versions(),
+                   iterations, frames.checks_frame(frames.merged_checks(parts)))
 
     # -- derived tables -------------------------------------------------------------------
+
+    @cached_property
+    def steps(self) -> pd.DataFrame:
+        """A scenario's steps, one row per name (index ``step``): ``count`` rows,
+        ``errors``, and the ``p50``/``p90``/``p99``/``max`` latency (seconds) of the
+        successful ones. Empty for the built-in flow."""
+        return frames.steps_frame(self.messages)
 
     @cached_property
     def timeseries(self) -> pd.DataFrame:
@@ -155,48 +167,29 @@ class LoadResult:
         successful messages. Throughput is successful messages per second between the
         first send and the last outcome (``duration``). ``send_lag`` is how late messages left after
         their intended time (the open model's timetable, kept to about a millisecond).
-        The test's parameters, versions and start time are in ``.attrs``; ``print(result)``
-        shows the same table with readable units. A test run with ``faults=`` adds
-        ``inside_faults.*`` and ``outside_faults.*`` rows (requests, errors, throughput,
-        p50, p99 of messages sent inside a fault window, and outside all of them).
+        A scenario adds its iterations (``iterations_failed``, ``iteration_p99`` without
+        think time...), its steps (``step.<name>.p99``...) and checks
+        (``check.<name>.fails``). A test run with ``faults=`` adds ``inside_faults.*``
+        and ``outside_faults.*`` rows (requests, errors, throughput, p50, p99 of messages
+        sent inside a fault window, and outside all of them). The test's parameters
+        (``transport``: the library that drove the connections), versions and start
+        time are in ``.attrs``; ``print(result)`` shows the same table with readable
+        units.
         """
         import pandas as pd
 
         frame = pd.DataFrame(self._metrics, columns=["metric", "value", "unit"])
         frame = frame.astype({"value": "float64"}).set_index("metric")
         frame.attrs.update(parameters=self.parameters, versions=self.versions,
-                           started_at=self.started_at.isoformat())
+                           started_at=self.started_at.isoformat(),
+                           transport=self.parameters.get("transport", "websockets"))
         return frame
 
     @cached_property
-    def _metrics(self) -> list[tuple[str, float, str]]:
-        m, c = self.messages, self.connections
-        rows: list[tuple[str, float, str]] = [
-            ("connections", len(c), "count"),
-            ("connections_failed", int(failed_connections(c).sum()), "count"),
-        ]
-        rows += [(f"connection_errors.{code}", n, "count")
-                 for code, n in _counts(c["error"]).items()]
-        rows += _percentiles("connect", self.histograms["connect"], (50.0, 99.0))
-        completed = int(m["error"].isna().sum())
-        rows += [
-            ("requests", len(m), "count"),
-            ("sent", int(m["sent_at"].notna().sum()), "count"),
-            ("completed", completed, "count"),
-            ("errors", int(m["error"].notna().sum()), "count"),
-        ]
-        rows += [(f"errors.{code}", n, "count") for code, n in _counts(m["error"]).items()]
-        window = float(m["done_at"].max() - m["sent_at"].min()) if completed else math.nan
-        lag = (m["sent_at"] - m["intended_at"]).dropna()
-        rows += [
-            ("duration", window, "s"),
-            ("throughput", completed / window if window > 0 else math.nan, "msg/s"),
-            ("send_lag_p50", float(lag.quantile(0.5)) if len(lag) else math.nan, "s"),
-            ("send_lag_p99", float(lag.quantile(0.99)) if len(lag) else math.nan, "s"),
-        ]
-        for name in ("latency", "latency_corrected", "ttft", "ttft_corrected"):
-            rows += _percentiles(name, self.histograms[name], PERCENTILES, with_max=True)
-        return rows + faults.inside_outside(m, faults.windows_of(self.parameters))
+    def _metrics(self) -> list[Metric]:
+        rows = metrics(self.messages, self.connections, self.histograms, self.iterations,
+                       self.steps, self.checks)
+        return rows + faults.inside_outside(self.messages, faults.windows_of(self.parameters))
 
     # -- comparing and plotting --------------------------------------------------------
 
@@ -216,7 +209,8 @@ class LoadResult:
 
     def plot(self, *others: LoadResult, labels: Sequence[str] | None = None,
              theme: Theme = "light") -> ResultFigure:
-        """A figure: latency CDF (log scale), throughput, p99 and errors over time.
+        """A figure: latency CDF (log scale), throughput, p99 and errors over time, and
+        for a scenario the latency of each step and the checks.
 
         Pass other results to draw them on the same axes (``a.plot(b, labels=["before",
         "after"])``). Returns a matplotlib Figure that shows itself as an image when it is
@@ -233,29 +227,10 @@ class LoadResult:
         """Write everything to one parquet file; read it back with :meth:`read_parquet`.
 
         The file's table is :attr:`messages` (any parquet reader sees the rows); the
-        connections, histograms, parameters and versions travel in its metadata.
+        connections, iterations, checks, histograms, parameters and versions travel in
+        its metadata.
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(self.messages, preserve_index=False)
-        connections = pa.Table.from_pandas(self.connections, preserve_index=False)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, connections.schema) as writer:
-            writer.write_table(connections)
-        info = {
-            "format": 1,
-            "parameters": self.parameters,
-            "started_at": self.started_at.isoformat(),
-            "versions": self.versions,
-            "histograms": {k: h.encode().decode("ascii") for k, h in self.histograms.items()},
-        }
-        metadata = {
-            **(table.schema.metadata or {}),
-            _METADATA_KEY: json.dumps(info).encode(),
-            _CONNECTIONS_KEY: base64.b64encode(sink.getvalue().to_pybytes()),
-        }
-        pq.write_table(table.replace_schema_metadata(metadata), path)
+        storage.write(self, path)
 
     @classmethod
     def read_parquet(cls, path: str | os.PathLike[str]) -> LoadResult:
@@ -264,37 +239,34 @@ class LoadResult:
         Raises:
             ValueError: if the file was not written by ``LoadResult.to_parquet``.
         """
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        metadata = table.schema.metadata or {}
-        if _METADATA_KEY not in metadata:
-            raise ValueError(f"{os.fspath(path)!r} is not a file written by LoadResult.to_parquet")
-        info = json.loads(metadata[_METADATA_KEY])
-        connections = pa.ipc.open_stream(base64.b64decode(metadata[_CONNECTIONS_KEY])).read_all()
-        histograms = {k: decode_histogram(v.encode("ascii")) for k, v in info["histograms"].items()}
-        return cls(table.to_pandas(), connections.to_pandas(), histograms, info["parameters"],
-                   pd.Timestamp(info["started_at"]), info["versions"])
+        return cls(**storage.read(path))
 
     # -- display ------------------------------------------------------------------------------
 
     def _title(self) -> str:
         p = self.parameters
+        scenario = p.get("scenario")
+        unit = "it/s" if scenario else "msg/s"
         if p["model"] == "open":
-            shape = f"open model, {p['rate']:g} msg/s over {p['connections']} connections"
+            shape = f"open model, {p['rate']:g} {unit} over {p['connections']} connections"
         elif p["duration"] is not None:
             shape = f"closed model, {p['connections']} connections for {p['duration']:g} s"
+        elif scenario:
+            shape = (f"closed model, {p['connections']} users x {p['iterations']} "
+                     "iterations")
         else:
             shape = f"closed model, {p['connections']} connections x {p['messages']} messages"
+        what = f"scenario {scenario}, " if scenario else ""
         processes = f", {p['processes']} processes" if p["processes"] > 1 else ""
-        return f"load test of {p['target']}: {shape}{processes}"
+        protocol = p.get("protocol", "nbstream")
+        transport = p.get("transport", "websockets")
+        return (f"load test of {p['target']}: {what}{shape}{processes} "
+                f"({protocol} protocol, {transport} transport)")
 
     def _formatted(self) -> pd.DataFrame:
         frame = self.summary()
-        return frame.assign(value=[_format(v, u) for v, u in zip(frame["value"], frame["unit"],
-                                                                   strict=True)])[["value"]]
+        values = [format_value(v, u) for v, u in zip(frame["value"], frame["unit"], strict=True)]
+        return frame.assign(value=values)[["value"]]
 
     def __str__(self) -> str:
         versions = ", ".join(f"{k} {self.versions[k]}"
@@ -306,7 +278,7 @@ class LoadResult:
         metrics = {name: value for name, value, _ in self._metrics}
         return (f"<LoadResult {self.parameters['model']}: {metrics['requests']:.0f} messages, "
                 f"{metrics['errors']:.0f} errors, {metrics['throughput']:.0f} msg/s, "
-                f"p99 {_format(metrics['latency_p99'], 's')}>")
+                f"p99 {format_value(metrics['latency_p99'], 's')}>")
 
     def _repr_html_(self) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in self.versions.items())
@@ -314,79 +286,3 @@ class LoadResult:
                 f"<small>started {self.started_at:%Y-%m-%d %H:%M:%S} UTC</small>"
                 f"{self._formatted().to_html(header=False)}"
                 f"<small>{html.escape(versions)}</small></div>")
-
-
-def _percentiles(name: str, histogram: HdrHistogram, percentiles: Sequence[float],
-                 with_max: bool = False) -> list[tuple[str, float, str]]:
-    empty = histogram.get_total_count() == 0
-    rows = [(f"{name}_p{p:g}", math.nan if empty else
-             histogram.get_value_at_percentile(p) / 1e6, "s") for p in percentiles]
-    if with_max:
-        rows.append((f"{name}_max", math.nan if empty else histogram.get_max_value() / 1e6, "s"))
-    return rows
-
-
-def _counts(errors: pd.Series[Any]) -> dict[str, int]:
-    counts = errors.value_counts()
-    return {str(code): int(n) for code, n in counts.items() if n > 0}
-
-
-def _format(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "-"
-    if unit == "s":
-        for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-            if abs(value) >= scale or suffix == "µs":
-                return f"{value / scale:.3g} {suffix}"
-    if unit == "msg/s":
-        return f"{value:,.1f} msg/s"
-    return f"{value:,.0f}"
-
-
-def _shifted(columns: Columns, offset: float) -> Columns:
-    """Columns of a part whose clock started ``offset`` seconds after the earliest part."""
-    if not offset:
-        return columns
-    return {k: v + offset if k in _TIME_COLUMNS else v for k, v in columns.items()}
-
-
-def _concat(parts: list[Columns]) -> Columns:
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-
-
-def _message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
-    import pandas as pd
-
-    connection = columns["connection"]
-    frame = pd.DataFrame({
-        "connection": pd.arrays.IntegerArray(connection, connection < 0),
-        **{k: columns[k] for k in ("seq", "intended_at", "sent_at", "first_reply_at",
-                                   "done_at", "latency", "latency_corrected", "ttft",
-                                   "replies", "bytes_out", "bytes_in")},
-        "error": pd.array(columns["error"], dtype="string"),
-    })
-    order = ["seq"] if open_model else ["connection", "seq"]
-    return frame.sort_values(order, kind="stable", ignore_index=True)
-
-
-def _connection_frame(columns: Columns, messages: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    failed = messages["error"].notna().to_numpy()
-    totals = pd.DataFrame({
-        "connection": messages["connection"],
-        "messages": 1,
-        "completed": ~failed,
-        "errors": failed,
-        "bytes_out": messages["bytes_out"],
-        "bytes_in": messages["bytes_in"],
-    }).groupby("connection").sum().reindex(columns["connection"], fill_value=0)
-    frame = pd.DataFrame({
-        **{k: columns[k] for k in ("connection", "connect_started_at", "connected_at",
-                                   "connect_latency", "closed_at")},
-        **{k: totals[k].to_numpy(dtype=np.int64) for k in totals.columns},
-        "close_code": pd.array(list(columns["close_code"]), dtype="Int64"),
-        "close_reason": pd.array(columns["close_reason"], dtype="string"),
-        "error": pd.array(columns["error"], dtype="string"),
-    })
-    return frame.sort_values("connection", ignore_index=True)

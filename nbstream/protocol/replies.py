@@ -1,12 +1,14 @@
 """Which request a server message answers, and whether it ends that request's reply.
 
 The one place where ``reply_to`` is read: the client's ``chat``, its resume
-bookkeeping and the load tester all ask :func:`reply_step`.
+bookkeeping and the load tester all ask :func:`reply_step`; where a request's reply
+ends, for any protocol, both ask :func:`request_step`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from nbstream.protocol.envelope import Message, MessageType
 from nbstream.protocol.errors import ErrorCode
@@ -63,3 +65,28 @@ def reply_step(message: Message, request_id: str | None) -> ReplyStep:
         if data.get("recoverable") is False or data.get("code") == ErrorCode.RECOVERY_FAILED:
             return ReplyStep.FAILED
     return ReplyStep.PART
+
+
+Until = Callable[[Message], bool]
+"""Which reply ends a request (``request(value, until=...)``)."""
+
+
+def request_step(message: Message, request_id: str | None, until: Until | None,
+                 ends_replies: bool) -> ReplyStep:
+    """Classify ``message`` for a request sent with ``request(value, until=until)``.
+
+    With ``until``, the first message for which it is true ends the reply. Without it,
+    a protocol that ends replies (``ends_replies``: nbstream's ``end``) decides with
+    :func:`reply_step`; any other protocol's reply is its first message.
+    """
+    if until is not None:
+        return ReplyStep.END if until(message) else ReplyStep.PART
+    if ends_replies:
+        return reply_step(message, request_id)
+    return ReplyStep.END
+
+
+def first_frame_ends(ends_replies: bool, in_band_heartbeat: bool) -> bool:
+    """Whether the first frame back ends every request sent without ``until``, whatever it
+    holds: the protocol has no reply ends (:func:`request_step`) and no in-band pings."""
+    return not ends_replies and not in_band_heartbeat

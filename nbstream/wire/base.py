@@ -67,6 +67,15 @@ class WireProtocol(ABC):
     def encode(self, message: Message) -> Encoded:
         """The frame that carries ``message``."""
 
+    def frame(self, item: Any) -> Encoded:
+        """The frame that carries what a client sends: ``encode(to_message(item))``,
+        without building the message where the protocol can (a load test's data path).
+
+        Raises:
+            TypeError: as :meth:`to_message`.
+        """
+        return self.encode(self.to_message(item))
+
     def in_stream(self, message: Message) -> bool:
         """Whether ``message`` takes a position in a resumable session's stream."""
         return True

@@ -53,6 +53,14 @@ class RawProtocol(WireProtocol):
         raise TypeError(f"the {self.name} protocol sends str (text frames) and bytes "
                         f"(binary frames), not {type(item).__name__}")
 
+    def frame(self, item: Any) -> Encoded:
+        kind = type(item)
+        if kind is str:
+            return Encoded(item.encode(), True)
+        if kind is bytes:
+            return Encoded(item, False)
+        return super().frame(item)
+
     def encode(self, message: Message) -> Encoded:
         data = message.data
         if isinstance(data, str):

@@ -141,3 +141,34 @@ def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) ->
         main(["load", "--help"])
     text = capsys.readouterr().out
     assert "exit status:" in text and "--max-error-rate" in text and "--max-p99" in text
+
+
+async def _echo_value(message: Message, session: Session) -> AsyncIterator[object]:
+    yield message.data
+
+
+@pytest.mark.parametrize("protocol", ["json", "text", "raw"])
+def test_a_scenario_over_any_protocol_from_the_command_line(
+        protocol: str, capsys: pytest.CaptureFixture[str]) -> None:
+    server = nbstream.serve(_echo_value, protocol=protocol)
+    try:
+        code = main(["load", server.url, "--protocol", protocol, "--scenario",
+                     "tests.loadtest.flows:echo_once", "--iterations", "3",
+                     "--connections", "2", "--no-progress"])
+    finally:
+        server.stop(timeout=1.0)
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"scenario echo_once, closed model, 2 users x 3 iterations ({protocol} protocol" \
+        in printed
+    assert re.search(r"step\.echo\.count\s+6\n", printed)
+    assert re.search(r"check\.echoed\.passes\s+6\n", printed)
+
+
+def test_a_scenario_that_cannot_be_found_is_a_usage_error(
+        server: nbstream.Server, capsys: pytest.CaptureFixture[str]) -> None:
+    for spec, says in (("tests.loadtest.flows", "MODULE:FUNCTION"),
+                       ("no_such_module:flow", "cannot import no_such_module"),
+                       ("tests.loadtest.flows:missing", "has no missing")):
+        assert main(["load", server.url, "--scenario", spec, "--no-progress"]) == 2
+        assert says in capsys.readouterr().err

@@ -158,3 +158,20 @@ def test_without_distributed_the_error_says_what_to_install(
 def test_a_cluster_of_the_wrong_kind_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"cluster must be a distributed\.Client"):
         nbstream.start_load_test("ws://127.0.0.1:9/ws", cluster=42)  # type: ignore[arg-type]
+
+
+async def test_a_scenario_from_a_cell_runs_on_dask_workers(
+        start_server: ServerFactory, client: Client) -> None:
+    server = await echo(start_server)
+    greeting = "from a cell"  # captured by the flow: travels with it, by value
+
+    async def cell_flow(user: nbstream.loadtest.User) -> None:
+        async with user.step("chat"):
+            replies = await user.client.achat(f"{greeting} {user.iteration}")
+        user.check("echoed", greeting in "".join(r.text or "" for r in replies))
+
+    result = await nbstream.aload_test(server, scenario=cell_flow, connections=4,
+                                       iterations=3, cluster=client, progress=False)
+    assert result.parameters["processes"] == 2
+    assert result.messages["error"].isna().all() and list(result.steps.index) == ["chat"]
+    assert result.steps.loc["chat", "count"] == 12 and result.checks.loc["echoed", "passes"] == 12

@@ -1,95 +1,110 @@
-"""How replies are matched to the message in flight (no sockets: frames fed by hand)."""
+"""How the load generator matches replies to the request in flight, against a real
+server that sends exactly the frames each request asks for ("$ID" is the request's id)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 
-from nbstream.events import EventStream
-from nbstream.loadtest.recorder import Recorder
-from nbstream.loadtest.runner import _Connection
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+import nbstream
 from nbstream.protocol import Message, encode, encode_batch
-
-EVENTS = EventStream()
-
-
-def in_flight(message_id: str = "m1") -> tuple[_Connection, Recorder]:
-    now = [100]
-    recorder = Recorder(lambda: now[0])
-    conn = _Connection(0, recorder)
-    conn.current = recorder.message(0, 0, 100, 100, 10)
-    conn.current_id = message_id
-    return conn, recorder
+from tests.conftest import TIMEOUT
 
 
-def frame(type_: str, data: object) -> bytes:
-    return encode(Message(type_, data))
+async def _scripted(ws: ServerConnection) -> None:
+    async for frame in ws:
+        request = json.loads(frame)
+        for reply in json.loads(request["data"]["text"]):
+            if reply == "WAIT_FOR_PONG":
+                pong = json.loads(await ws.recv())
+                assert pong["type"] == "pong", pong
+                continue
+            await ws.send(reply.replace("$ID", request["id"]))
 
 
-def test_stream_then_end_finishes_the_message() -> None:
-    conn, recorder = in_flight()
-    record = conn.current
-    assert conn.on_envelope(frame("content", {"text": "a"}), 150, EVENTS) is None
-    assert conn.current is record and record.first_ns == 150
-    conn.on_envelope(frame("end", {"reply_to": "m1"}), 170, EVENTS)
-    assert conn.current is None and record.done_ns == 170 and record.error is None
-    assert record.replies == 2 and record.answered and recorder.completed == 1
+@pytest.fixture
+async def scripted_url() -> AsyncIterator[str]:
+    async with serve(_scripted, "127.0.0.1", 0) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
 
 
-def test_replies_to_other_messages_are_ignored() -> None:
-    conn, _ = in_flight()
-    record = conn.current
-    conn.on_envelope(frame("end", {"reply_to": "someone else"}), 150, EVENTS)
-    conn.on_envelope(frame("content", {"text": "x", "reply_to": "old"}), 150, EVENTS)
-    assert conn.current is record and record.replies == 0
+def frame(type_: str, data: object) -> str:
+    return encode(Message(type_, data)).decode()
 
 
-def test_an_error_envelope_answers_with_its_code() -> None:
-    conn, recorder = in_flight()
-    record = conn.current
-    error = {"code": "RATE_LIMITED", "recoverable": True, "details": {"reply_to": "m1"}}
-    conn.on_envelope(frame("error", error), 130, EVENTS)
-    assert record.error == "RATE_LIMITED" and record.answered and recorder.errors == 1
-    assert conn.record.error is None  # recoverable: the connection goes on
+def script(*frames: str) -> Callable[[int, int], str]:
+    """A payload function: every message asks the server for ``frames``."""
+    return lambda connection, i: json.dumps(list(frames))
 
 
-def test_an_unrecoverable_error_ends_the_connection() -> None:
-    conn, _ = in_flight()
-    conn.on_envelope(frame("error", {"code": "TOO_MANY_CONNECTIONS", "recoverable": False}),
-                     130, EVENTS)
-    assert conn.record.error == "TOO_MANY_CONNECTIONS" and not conn.alive
+async def run(url: str, payload: Callable[[int, int], str], messages: int = 2,
+              **options: object) -> nbstream.LoadResult:
+    return await nbstream.aload_test(url, connections=1, messages=messages, payload=payload,
+                                     progress=False, timeout=TIMEOUT, **options)  # type: ignore[arg-type]
 
 
-def test_pings_are_answered_and_pongs_finish_pings() -> None:
-    conn, _ = in_flight("p1")
-    ping = Message("ping", {})
-    pong = conn.on_envelope(encode(ping), 120, EVENTS)
-    assert pong is not None and json.loads(pong)["data"] == {"ping_id": ping.id}
-    assert conn.current is not None
-    conn.on_envelope(frame("pong", {"ping_id": "p1"}), 140, EVENTS)
-    assert conn.current is None
+async def test_a_stream_then_its_end_finishes_the_message(scripted_url: str) -> None:
+    result = await run(scripted_url, script(frame("content", {"text": "a", "reply_to": "$ID"}),
+                                            frame("end", {"reply_to": "$ID"})))
+    m = result.messages
+    assert m["error"].isna().all() and list(m["replies"]) == [2, 2]
+    assert (m["ttft"] <= m["latency"]).all() and (m["bytes_in"] > 0).all()
 
 
-def test_batches_are_unpacked() -> None:
-    conn, _ = in_flight()
-    record = conn.current
-    batch = encode_batch([frame("content", {"text": "a"}), frame("end", {"reply_to": "m1"})])
-    conn.on_envelope(batch, 150, EVENTS)
-    assert record.replies == 2 and record.done_ns == 150
-    assert record.bytes_in == len(batch) // 2 * 2
-    assert conn.on_envelope(encode_batch([]), 160, EVENTS) is None
+async def test_replies_to_other_requests_are_not_counted(scripted_url: str) -> None:
+    result = await run(scripted_url, script(frame("end", {"reply_to": "someone else"}),
+                                            frame("end", {"reply_to": "$ID"})))
+    assert list(result.messages["replies"]) == [1, 1]
 
 
-def test_a_frame_that_is_not_an_envelope_counts_as_a_reply() -> None:
-    conn, _ = in_flight()
-    record = conn.current
-    conn.on_envelope(b"plain text", 150, EVENTS)
-    assert record.replies == 1 and record.first_ns == 150 and conn.current is record
+async def test_an_error_reply_is_a_row_and_the_connection_goes_on(scripted_url: str) -> None:
+    error = {"code": "RATE_LIMITED", "message": "slow down", "recoverable": True,
+             "details": {"reply_to": "$ID"}}
+    result = await run(scripted_url, script(frame("error", error)), messages=3)
+    m = result.messages
+    assert list(m["error"]) == ["RATE_LIMITED"] * 3 and m["latency"].notna().all()
+    assert result.connections["error"].isna().all()
 
 
-def test_raw_mode_takes_the_first_frame_as_the_answer() -> None:
-    conn, _ = in_flight()
-    record = conn.current
-    conn.on_raw(b"echo", 180, EVENTS)
-    assert record.done_ns == record.first_ns == 180 and record.bytes_in == 4
-    conn.on_raw(b"unasked", 190, EVENTS)  # nothing in flight: ignored
-    assert record.replies == 1
+async def test_an_unrecoverable_error_ends_the_connection(scripted_url: str) -> None:
+    error = {"code": "TOO_MANY_CONNECTIONS", "message": "full", "recoverable": False}
+    result = await run(scripted_url, script(frame("error", error)), messages=3)
+    assert list(result.messages["error"]) == ["TOO_MANY_CONNECTIONS", "NOT_SENT", "NOT_SENT"]
+    assert list(result.connections["error"]) == ["TOO_MANY_CONNECTIONS"]
+
+
+async def test_batches_are_unpacked(scripted_url: str) -> None:
+    batch = encode_batch([encode(Message("content", {"text": "a", "reply_to": "$ID"})),
+                          encode(Message("end", {"reply_to": "$ID"}))]).decode()
+    result = await run(scripted_url, script(batch))
+    m = result.messages
+    assert m["error"].isna().all() and list(m["replies"]) == [2, 2]
+
+
+async def test_in_band_pings_in_the_middle_of_a_reply_are_answered(scripted_url: str) -> None:
+    result = await run(scripted_url, script(frame("ping", {}), "WAIT_FOR_PONG",
+                                            frame("end", {"reply_to": "$ID"})))
+    m = result.messages
+    assert m["error"].isna().all() and list(m["replies"]) == [1, 1]  # the ping is no reply
+
+
+async def test_a_frame_that_breaks_the_protocol_fails_the_message(scripted_url: str) -> None:
+    result = await run(scripted_url, script("plain text, not an envelope"), messages=1)
+    assert list(result.messages["error"]) == ["PROTOCOL_ERROR"]
+
+
+async def test_raw_protocol_takes_the_first_frame_as_the_answer(scripted_url: str) -> None:
+    async def flow(user: nbstream.loadtest.User) -> None:
+        replies = await user.request(json.dumps({"id": "x", "data": {"text": json.dumps(
+            ["first", "second"])}}))
+        user.check("first frame", [r.data for r in replies] == ["first"])
+        later = await user.client.arecv(timeout=TIMEOUT)  # the second waits for recv
+        user.check("second frame", later.data == "second")
+
+    result = await nbstream.aload_test(scripted_url, scenario=flow, protocol="raw",
+                                       connections=1, iterations=2, progress=False)
+    assert result.messages["error"].isna().all() and list(result.messages["replies"]) == [1, 1]
+    assert result.checks["fails"].sum() == 0 and result.checks["passes"].sum() == 4
