@@ -219,6 +219,10 @@ class _SessionTurns:
         text = data.get("message") or data.get("reason") or data.get("code") or ""
         turn.notes.append(str(text)[:200])
 
+    def stopped(self, at: float, data: dict[str, Any]) -> None:
+        """The agent stopped (``bidi_connection_stop``): what it was answering is cut."""
+        self.closed(at)
+
     def closed(self, at: float) -> None:
         for turn in self.turns:
             if turn.state in ("waiting", "speaking", "tools"):
@@ -239,6 +243,7 @@ _OUTPUT = {
     "bidi_barge_in": _SessionTurns.barge_in,
     "bidi_response_stop": _SessionTurns.response_stop,
     "bidi_connection_restart": _SessionTurns.note,
+    "bidi_connection_stop": _SessionTurns.stopped,
     "error": _SessionTurns.note,
 }
 """What each server-to-client envelope type does to the turns; other types are ignored."""
