@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from nbstream.strands.client import AgentClient, AgentEvents, aconnect, connect
     from nbstream.strands.model import ScriptedBidiModel, ScriptedModelError
     from nbstream.strands.received import AgentEvent, AgentTurn
+    from nbstream.strands.scenario import ConversationFlow, conversation
     from nbstream.strands.script import Script, ToolCall, Turn
     from nbstream.strands.serving import (
         AgentSession,
@@ -55,6 +56,8 @@ _WHERE = {
     "serve_agent": "serving",
     "ScriptedBidiModel": "model",
     "ScriptedModelError": "model",
+    "ConversationFlow": "scenario",
+    "conversation": "scenario",
     "Script": "script",
     "ToolCall": "script",
     "Turn": "script",
@@ -78,6 +81,7 @@ __all__ = [
     "AgentSession",
     "AgentTurn",
     "Conversation",
+    "ConversationFlow",
     "InputLimits",
     "Outgoing",
     "OutputConfig",
@@ -95,6 +99,7 @@ __all__ = [
     "agent_handler",
     "aserve_agent",
     "connect",
+    "conversation",
     "decode_input",
     "encode_event",
     "serve_agent",

@@ -12,13 +12,13 @@ import asyncio
 import base64
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 
 from nbstream import runtime
-from nbstream.client import Client, ConnectKwargs
+from nbstream.client import ConnectKwargs
 from nbstream.client import aconnect as aconnect_client
-from nbstream.events import EventStream
+from nbstream.events import EventStream, Subscriber
 from nbstream.protocol import Message, StreamClosed
 from nbstream.strands.received import AgentEvent, AgentTurn, AnswerTracker
 from nbstream.wire import EnvelopeProtocol
@@ -33,6 +33,24 @@ BYTES_PER_SAMPLE = 2
 """Audio is sent as 16-bit PCM."""
 
 
+class MessageClient(Protocol):
+    """What an :class:`AgentClient` needs of the client under it: ``nbstream.Client``,
+    or a load test's ``user.client``."""
+
+    url: str
+    timeout: float
+    events: EventStream
+
+    @property
+    def session_id(self) -> str | None: ...
+
+    async def asend(self, item: Any, data: Any = ...) -> Message: ...
+
+    async def arecv(self, timeout: float | None = None) -> Message: ...
+
+    async def aclose(self) -> None: ...
+
+
 class AgentEvents(EventStream):
     """A client's flow events (for FlowView and TurnView: ``subscribe``, ``to_frame``);
     called, ``events()``, the agent's events one by one (see :meth:`AgentClient.events`).
@@ -42,11 +60,17 @@ class AgentEvents(EventStream):
         super().__init__()
         self._agent = agent
         self._flow = flow
-        flow.subscribe(self.publish)
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Start calling ``subscriber(event)`` for every frame of the client."""
+        return self._flow.subscribe(subscriber)
 
     def to_frame(self) -> Any:
         """The client's last frames as a DataFrame (see ``EventStream.to_frame``)."""
         return self._flow.to_frame()
+
+    def __bool__(self) -> bool:
+        return bool(self._flow)
 
     def __call__(self, timeout: float | None = None) -> AsyncIterator[AgentEvent]:
         """The agent's events as they come, until the connection closes for good.
@@ -67,10 +91,10 @@ class AgentClient:
 
     Args:
         client: An nbstream client connected to ``serve_agent`` (made by ``connect``;
-            a load test's user passes its own).
+            a load test's scenario passes ``user.client``).
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: MessageClient) -> None:
         self.client = client
         self.events = AgentEvents(self, client.events)
         """The flow events (for views) and, called, the agent's events."""
@@ -213,16 +237,18 @@ class AgentClient:
             raise tracker.error
         return turn
 
-    async def aresponse(self, timeout: float | None = None) -> AgentTurn:
+    async def aresponse(self, timeout: float | None = None, *,
+                        since: float | None = None) -> AgentTurn:
         """The events of the next answer: up to the stop of its response, or of the
-        response that follows its tools.
+        response that follows its tools. Its timings count from ``since`` (a
+        ``time.monotonic()`` reading, e.g. taken before :meth:`send_audio`).
 
         Raises:
             StreamError: when the agent's model fails (MODEL_ERROR).
             TimeoutError: if the answer does not end within ``timeout``.
             StreamClosed: if the connection closes for good first.
         """
-        return await self._answer(AnswerTracker(), AgentTurn(), timeout)
+        return await self._answer(AnswerTracker(), AgentTurn(sent_at=since), timeout)
 
     async def aturn(self, text: str, timeout: float | None = None) -> AgentTurn:
         """Say ``text`` and return the events of the answer (see :meth:`response`);
@@ -276,9 +302,10 @@ class AgentClient:
         """Sync twin of :meth:`anext_event`."""
         return self._run(self.anext_event(timeout))
 
-    def response(self, timeout: float | None = None) -> AgentTurn:
+    def response(self, timeout: float | None = None, *,
+                 since: float | None = None) -> AgentTurn:
         """Sync twin of :meth:`aresponse`."""
-        return self._run(self.aresponse(timeout))
+        return self._run(self.aresponse(timeout, since=since))
 
     def turn(self, text: str, timeout: float | None = None) -> AgentTurn:
         """Sync twin of :meth:`aturn`: ``agent.turn("what is 6*7")``."""
@@ -290,7 +317,7 @@ class AgentClient:
 
     def close(self) -> None:
         """Sync twin of :meth:`aclose`."""
-        self.client.close()
+        self._run(self.aclose())
 
     async def __aenter__(self) -> AgentClient:
         return self
