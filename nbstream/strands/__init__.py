@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         serve_agent,
     )
     from nbstream.strands.streams import Conversation, WebSocketInput, WebSocketOutput
+    from nbstream.strands.tools import calculator
     from nbstream.strands.turns import TurnLog, TurnRecord
     from nbstream.strands.view import TurnView
     from nbstream.strands.wire import (
@@ -64,6 +65,7 @@ _WHERE = {
     "Conversation": "streams",
     "WebSocketInput": "streams",
     "WebSocketOutput": "streams",
+    "calculator": "tools",
     "TurnLog": "turns",
     "TurnRecord": "turns",
     "TurnView": "view",
@@ -98,6 +100,7 @@ __all__ = [
     "aconnect",
     "agent_handler",
     "aserve_agent",
+    "calculator",
     "connect",
     "conversation",
     "decode_input",

@@ -7,12 +7,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from strands import tool
 from strands.bidi import BidiAgent
 
 import nbstream
 from nbstream.protocol import Message
-from nbstream.strands import AgentClient, AgentEvent, ScriptedBidiModel, aconnect, aserve_agent
+from nbstream.strands import (
+    AgentClient,
+    AgentEvent,
+    ScriptedBidiModel,
+    aconnect,
+    aserve_agent,
+    calculator,
+)
 from tests.conftest import TIMEOUT
 
 CALCULATOR_SCRIPT: list[Any] = [
@@ -25,19 +31,6 @@ CALCULATOR_SCRIPT: list[Any] = [
     {"when": "hang up", "timeout": True},
     "Hello! Ask me a sum.",
 ]
-
-
-@tool
-def calculator(expression: str) -> str:
-    """Evaluate an arithmetic expression such as 6*7.
-
-    Args:
-        expression: The expression, with numbers and + - * / ( ).
-    """
-    allowed = set("0123456789+-*/(). ")
-    if not set(expression) <= allowed:
-        raise ValueError(f"not arithmetic: {expression!r}")
-    return str(eval(expression, {"__builtins__": {}}))
 
 
 def agent_on(script: Any = CALCULATOR_SCRIPT, **model_options: Any) -> BidiAgent:

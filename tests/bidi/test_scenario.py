@@ -39,7 +39,7 @@ async def test_a_conversation_reports_each_turns_figures(agent_server: AgentServ
     assert (checks["fails"] == 0).all() and checks["passes"].sum() == 8 * 5
     assert "sum says '42'" in checks.index and "story barged in" in checks.index
     summary = result.summary()
-    assert "step.story/barge_in.p99" in str(summary)
+    assert "step.story/barge_in.p99" in summary.index
 
 
 @needs_scenarios
