@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import sys
 import time
@@ -164,7 +165,8 @@ def report(runs: dict[float, dict[str, Any]], profiled: dict[str, Any], agents: 
            iterations: int) -> str:
     lines = [f"{agents} agents at once, {iterations} iterations each (a tool turn, 0.5 s of "
              f"audio, a story cut after 3 words); one process and loop, on {machine()}. "
-             "Shared machine: read ratios and shares, not absolute times.", ""]
+             f"Shared machine (load average {os.getloadavg()[0]:.1f} at the end): read "
+             "ratios and shares, not absolute times.", ""]
     lines += ["| model pace | figure | p50 | p99 | errors |", "|---|---|---:|---:|---:|"]
     for pace, run in runs.items():
         steps = run["result"].steps
