@@ -27,7 +27,8 @@ class AgentEvent:
 
     Attributes:
         type: The envelope type: the Strands event's ``type`` (``bidi_text_delta``...),
-            ``error``, or ``bidi_config``.
+            ``error``, ``bidi_config``, ``server_shutdown``; ``audio_frame`` for a binary
+            frame that came without its envelope.
         data: The event's fields (JSON data).
         id: The envelope id (``"<epoch>:<offset>"``: its place in the session's stream).
         at: When the client read it (``time.monotonic()``).

@@ -97,6 +97,11 @@ class ConversationTurn:
                              "audio chunks")
         if turn.pause < 0:
             raise ValueError(f"turn {index}: 'pause' must be 0 or more seconds")
+        if turn.expect is not None and not isinstance(turn.expect, str):
+            raise ValueError(f"turn {index}: 'expect' is text the answer should contain")
+        if turn.timeout is not None and not (isinstance(turn.timeout, int | float)
+                                             and turn.timeout > 0):
+            raise ValueError(f"turn {index}: 'timeout' is seconds, more than 0")
         return turn
 
 

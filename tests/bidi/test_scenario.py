@@ -69,6 +69,8 @@ def test_turns_are_checked_when_the_scenario_is_made() -> None:
         ([{"pause": -1}], "0 or more"),
         (["a", {"say": "b", "name": "turn1"}], "repeat"),
         ([42], "a string or a dict"),
+        ([{"say": "x", "expect": 42}], "'expect' is text"),
+        ([{"say": "x", "timeout": 0}], "'timeout' is seconds"),
     ]:
         with pytest.raises(ValueError, match=message):
             conversation(turns=turns)  # type: ignore[arg-type]
