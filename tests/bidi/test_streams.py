@@ -59,6 +59,7 @@ async def test_hostile_inputs_get_errors_and_the_conversation_goes_on(
     ]
     await client.asend("bidi_text_input", {"text": "what is 1+1"})  # ...that never came
     await client.asend(b"\x00\x01\x02")  # a bare frame: audio, but not whole samples
+    await client.asend(bytes(300_000))  # a bare frame over max_audio_bytes
     for sent in hostile:
         event = (await read_until(agent, "error"))[-1]
         assert event.error is not None
@@ -66,6 +67,8 @@ async def test_hostile_inputs_get_errors_and_the_conversation_goes_on(
         assert event.error.details["id"] == sent.id, event.error
     odd = (await read_until(agent, "error"))[-1].error
     assert odd is not None and "whole 16-bit samples" in odd.message
+    big = (await read_until(agent, "error"))[-1].error
+    assert big is not None and big.details["size"] == 300_000 and big.recoverable
     answer = await agent.aresponse()
     assert answer.text == "1+1 is 2."  # the input read after the missing frame
     assert (await agent.aturn("hello")).text == "Hello! Ask me a sum."
