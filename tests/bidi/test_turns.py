@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from nbstream.events import FlowEvent
-from nbstream.protocol import Message
+from nbstream.protocol import Message, StreamError
 from nbstream.strands import AgentClient, TurnLog, TurnView, aconnect
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog, record_comms
@@ -151,4 +151,28 @@ async def test_turn_view_and_flow_view_watch_an_agent_client(
     assert "AgentClient" in turns.title
     turns.close()
     flow.close()
+    await agent.aclose()
+
+
+async def test_refused_inputs_and_model_failures_keep_their_own_turns(
+        agent_server: AgentServer) -> None:
+    server = await agent_server()
+    log = TurnLog()
+    server.events.subscribe(log.fold)
+    agent = await aconnect(server.url, timeout=TIMEOUT, binary_audio=True)
+    await agent.client.asend("bidi_text_input", {"words": "no text"})
+    await read_until(agent, "error")
+    with pytest.raises(StreamError):
+        await agent.aturn("crash")
+    await agent.aturn("what is 10/4")
+    await agent.asend_audio(bytes(16_000), chunk_ms=100)
+    await agent.aresponse()
+    refused, failed, answered, heard = log.turns()
+    assert refused.state == "refused" and "data.text" in refused.notes[0]
+    assert failed.state == "failed" and "fell over" in failed.notes[0]
+    assert (answered.state, answered.user, answered.text) == ("done", "what is 10/4",
+                                                              "10/4 is 2.5.")
+    assert [t.name for t in answered.tools] == ["calculator"]
+    assert (heard.state, heard.user_audio_chunks, heard.user_audio_bytes) == ("done", 5, 16_000)
+    assert heard.assistant == "I heard 0.5 seconds of audio."
     await agent.aclose()
