@@ -20,6 +20,9 @@ from nbstream.protocol.errors import ErrorCode, StreamError
 from nbstream.protocol.replies import reply_to
 from nbstream.protocol.resume import Position
 
+_HEARTBEATS = frozenset({"ping", "pong"})
+"""Messages that mean nothing to the next connection."""
+
 FINAL_ERRORS = frozenset({ErrorCode.UNAUTHORIZED, ErrorCode.INTERNAL_ERROR,
                           ErrorCode.MESSAGE_TOO_LARGE})
 """Errors sent before a close after which reconnecting would not help."""
@@ -33,7 +36,8 @@ class SendDecision(enum.Enum):
     BUFFER = "buffer"
     """Keep it until the connection is back (a request, while reconnecting)."""
     DROP = "drop"
-    """Forget it: it means nothing to the next connection (a pong, while reconnecting)."""
+    """Forget it: it means nothing to the next connection (a ping or pong, while
+    reconnecting)."""
     REFUSE = "refuse"
     """The buffer is full: tell the user."""
 
@@ -65,7 +69,10 @@ class ClientSessionCore:
     unacked: dict[str, Message] = field(default_factory=dict)
     """Requests written and not answered yet (sent again after a resume)."""
     buffered: dict[str, Message] = field(default_factory=dict)
-    """Requests sent while reconnecting, never written yet."""
+    """Messages sent while reconnecting (or whose write failed), never written yet."""
+    untracked: set[str] = field(default_factory=set)
+    """Ids in :attr:`buffered` that await no reply (a conversation's inputs): written
+    once after the resume, never sent again."""
     last_error: StreamError | None = None
     """The last error the server sent (reported with the close that follows it)."""
     last_close: tuple[int, str] | None = None
@@ -127,7 +134,9 @@ class ClientSessionCore:
         self.welcomed(data)
         buffered, self.buffered = self.buffered, {}
         for message in buffered.values():
-            self.unacked[message.id] = message
+            if message.id not in self.untracked:
+                self.unacked[message.id] = message
+        self.untracked.clear()
         self.reconnecting = False
         return ResumeOutcome(recovered if recovered is None else bool(recovered),
                              resend + list(buffered.values()), error)
@@ -150,22 +159,34 @@ class ClientSessionCore:
     # -- sending ------------------------------------------------------------------------------
 
     def sending(self, message: Message, *, tracked: bool) -> SendDecision:
-        """The user sends ``message``; ``tracked`` when a reply is awaited."""
+        """The user sends ``message``; ``tracked`` when a reply is awaited.
+
+        While reconnecting, messages wait in the buffer (at most ``send_buffer``) and
+        go out after the resume; heartbeats are dropped.
+        """
         if self.reconnecting:
-            if not tracked:
+            if message.type in _HEARTBEATS:
                 return SendDecision.DROP
             if len(self.buffered) >= self.send_buffer:
                 return SendDecision.REFUSE
-            self.buffered[message.id] = message
+            self._buffer(message, tracked=tracked)
             return SendDecision.BUFFER
         if tracked:
             self.unacked[message.id] = message
         return SendDecision.WRITE
 
     def write_failed(self, message: Message, *, tracked: bool) -> None:
-        """The connection dropped before ``message`` left: it goes after the resume."""
-        if tracked and self.unacked.pop(message.id, None) is not None:
-            self.buffered[message.id] = message
+        """The connection dropped before ``message`` left: it goes after the resume
+        (the server drops a copy it already got, by id)."""
+        if message.type in _HEARTBEATS:
+            return
+        self.unacked.pop(message.id, None)
+        self._buffer(message, tracked=tracked)
+
+    def _buffer(self, message: Message, *, tracked: bool) -> None:
+        self.buffered[message.id] = message
+        if not tracked:
+            self.untracked.add(message.id)
 
     # -- receiving ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 const STATES = {
   waiting: "waiting", speaking: "speaking…", tools: "running tools",
   done: "done", interrupted: "interrupted", cut: "connection cut",
+  refused: "input refused", failed: "model failed",
 };
 
 function esc(value) {

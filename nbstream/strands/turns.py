@@ -20,13 +20,20 @@ from typing import Any, Literal
 
 from nbstream.events import FlowEvent
 
-TurnState = Literal["waiting", "speaking", "tools", "done", "interrupted", "cut"]
+TurnState = Literal["waiting", "speaking", "tools", "done", "interrupted", "cut", "refused",
+                    "failed"]
 """``waiting`` for a response; ``speaking``; waiting for ``tools``; ``done``;
-``interrupted`` by a barge-in; ``cut`` by the connection closing."""
+``interrupted`` by a barge-in; ``cut`` by the connection closing or the agent stopping;
+``refused``: its input got an error instead of reaching the model; ``failed``: the
+model failed while answering it (MODEL_ERROR)."""
 MAX_AUDIO_BARS = 120
 """Audio chunk sizes kept per turn (the rest are only counted)."""
 MAX_TEXT = 4_000
 """Characters of user or assistant text kept per turn."""
+MAX_INPUTS = 256
+"""Input ids remembered per session, to find the turn an error refers to."""
+MODEL_ERROR = "MODEL_ERROR"
+"""The error code of a model failure (as :mod:`nbstream.strands.received` names it)."""
 
 
 def _size_of(data: dict[str, Any], field_name: str) -> int:
@@ -63,6 +70,9 @@ class TurnRecord:
     started: float
     user: str = ""
     user_audio_bytes: int = 0
+    user_audio_chunks: int = 0
+    inputs: int = 0
+    """Inputs of the turn that reached the agent (a refused one does not count)."""
     assistant: str = ""
     """The assistant's speech transcript."""
     text: str = ""
@@ -85,6 +95,7 @@ class TurnRecord:
         return {
             "index": self.index, "session": self.session_id, "started": self.started,
             "user": self.user, "user_audio_bytes": self.user_audio_bytes,
+            "user_audio_chunks": self.user_audio_chunks,
             "assistant": self.assistant, "text": self.text,
             "tools": [{"id": t.id, "name": t.name, "input": t.input, "status": t.status,
                        "result": t.result} for t in self.tools],
@@ -105,6 +116,7 @@ class _SessionTurns:
         self.unanswered: deque[TurnRecord] = deque()
         self.current: TurnRecord | None = None
         self.tools: dict[str, tuple[TurnRecord, ToolRecord]] = {}
+        self.inputs: OrderedDict[str, TurnRecord] = OrderedDict()
 
     def new_turn(self, at: float) -> TurnRecord:
         self.count += 1
@@ -118,20 +130,34 @@ class _SessionTurns:
             return self.current
         return self.turns[-1] if self.turns else self.new_turn(at)
 
-    def user_input(self, at: float, kind: str, data: dict[str, Any]) -> None:
+    def _listening(self) -> TurnRecord | None:
+        """The audio turn still taking chunks (the last turn, waiting), if any."""
         last = self.turns[-1] if self.turns else None
+        if last is not None and last.state == "waiting" and last.user_audio_chunks:
+            return last
+        return None
+
+    def user_input(self, at: float, kind: str, data: dict[str, Any], input_id: str) -> None:
+        turn = self._listening() if kind == "bidi_audio_input" else None
+        if turn is None:
+            turn = self.new_turn(at)
+            self.unanswered.append(turn)
         if kind == "bidi_audio_input":
-            size = _size_of(data, "audio")
-            if last is not None and last.state == "waiting" and last.user_audio_bytes:
-                last.user_audio_bytes += size  # more of the same utterance
-                return
-            turn = self.new_turn(at)
-            turn.user_audio_bytes = size
+            turn.user_audio_chunks += 1
+            turn.user_audio_bytes += _size_of(data, "audio")
         else:
-            turn = self.new_turn(at)
             turn.user = (str(data.get("text", ""))[:MAX_TEXT] if kind == "bidi_text_input"
                          else f"(image, {data.get('format', '?')})")
-        self.unanswered.append(turn)
+        turn.inputs += 1
+        self.inputs[input_id] = turn
+        while len(self.inputs) > MAX_INPUTS:
+            self.inputs.popitem(last=False)
+
+    def binary_input(self, size: int) -> None:
+        """A binary frame from the client: the audio of the chunk just announced."""
+        turn = self._listening()
+        if turn is not None:
+            turn.user_audio_bytes += size
 
     def output(self, at: float, kind: str, data: dict[str, Any]) -> None:
         handler = _OUTPUT.get(kind)
@@ -214,10 +240,34 @@ class _SessionTurns:
         if turn.state == "speaking":
             turn.state = "tools" if any(t.result is None for t in turn.tools) else "done"
 
-    def note(self, at: float, data: dict[str, Any]) -> None:
-        turn = self.latest(at)
+    def note(self, at: float, data: dict[str, Any], turn: TurnRecord | None = None) -> None:
+        turn = turn or self.latest(at)
         text = data.get("message") or data.get("reason") or data.get("code") or ""
         turn.notes.append(str(text)[:200])
+
+    def error(self, at: float, data: dict[str, Any]) -> None:
+        """An error: it refuses an input (its ``details.id``), or the model failed."""
+        details = data.get("details")
+        refers = details.get("id") if isinstance(details, dict) else None
+        refused = self.inputs.pop(str(refers), None) if refers is not None else None
+        if refused is not None:
+            refused.inputs -= 1
+            if refused.inputs <= 0 and refused in self.unanswered:
+                self.unanswered.remove(refused)
+                refused.state, refused.ended = "refused", at
+            self.note(at, data, refused)
+            return
+        if data.get("code") == MODEL_ERROR and (self.current or self.unanswered):
+            failed = self.current or self.unanswered.popleft()
+            self.current = None
+            failed.state, failed.ended = "failed", at
+            self.note(at, data, failed)
+            return
+        self.note(at, data)
+
+    def stopped(self, at: float, data: dict[str, Any]) -> None:
+        """The agent stopped (``bidi_connection_stop``): what it was answering is cut."""
+        self.closed(at)
 
     def closed(self, at: float) -> None:
         for turn in self.turns:
@@ -239,7 +289,8 @@ _OUTPUT = {
     "bidi_barge_in": _SessionTurns.barge_in,
     "bidi_response_stop": _SessionTurns.response_stop,
     "bidi_connection_restart": _SessionTurns.note,
-    "error": _SessionTurns.note,
+    "bidi_connection_stop": _SessionTurns.stopped,
+    "error": _SessionTurns.error,
 }
 """What each server-to-client envelope type does to the turns; other types are ignored."""
 INPUTS = frozenset({"bidi_text_input", "bidi_audio_input", "bidi_image_input"})
@@ -282,9 +333,14 @@ class TurnLog:
         kind = str(message.type)
         data = message.data if isinstance(message.data, dict) else {}
         if event.direction == "c2s":
+            if kind == "binary" and isinstance(message.data, bytes):
+                session = self._sessions.get(event.session_id)
+                if session is not None:
+                    session.binary_input(len(message.data))
+                return session is not None
             if kind not in INPUTS:
                 return False
-            self._session(event.session_id).user_input(event.at, kind, data)
+            self._session(event.session_id).user_input(event.at, kind, data, message.id)
             return True
         if kind not in _OUTPUT:
             return False

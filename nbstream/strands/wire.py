@@ -7,8 +7,9 @@ Audio stays base64 as the SDK has it, or, with ``binary_audio=True``, is returne
 raw bytes to send in one binary frame right after its envelope.
 
 In: :func:`decode_input` turns a client envelope (``bidi_text_input``,
-``bidi_audio_input``, ``bidi_image_input``) into what ``BidiAgent.send`` takes, or into
-a :class:`~nbstream.StreamError` to send back: never an exception, whatever the peer
+``bidi_audio_input``, ``bidi_image_input``) into what ``BidiAgent.send`` takes, a
+``bidi_config`` into an :class:`OutputConfig`, and anything else into a
+:class:`~nbstream.StreamError` to send back: never an exception, whatever the peer
 sent. See docs/strands.md for the table.
 """
 
@@ -30,7 +31,11 @@ TEXT_INPUT = "bidi_text_input"
 AUDIO_INPUT = "bidi_audio_input"
 IMAGE_INPUT = "bidi_image_input"
 INPUT_TYPES = (TEXT_INPUT, AUDIO_INPUT, IMAGE_INPUT)
-"""The envelope types a client may send to an agent."""
+"""The envelope types that carry a client's input to an agent."""
+CONFIG = "bidi_config"
+"""The envelope type a client sends to choose how it receives audio."""
+CLIENT_TYPES = (*INPUT_TYPES, CONFIG)
+"""Every envelope type a client may send to an agent."""
 AUDIO_FORMATS: tuple[str, ...] = get_args(AudioFormat)
 IMAGE_FORMATS: tuple[str, ...] = get_args(ImageFormat)
 MAX_DEPTH = 32
@@ -122,7 +127,28 @@ AgentInput = str | AudioDelta | ImageBlock
 """What :func:`decode_input` hands to ``BidiAgent.send``."""
 
 
-def _invalid(message: Message, reason: str, **details: Any) -> StreamError:
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a client asks of the agent's output with a ``bidi_config`` envelope.
+
+    Attributes:
+        binary_audio: Audio deltas as binary frames (each right after its envelope,
+            which then has ``audio_bytes`` instead of ``audio``): a third fewer bytes
+            and no base64, but binary frames are not replayed after a resume.
+    """
+
+    binary_audio: bool = False
+
+
+def expects_binary(message: Message) -> bool:
+    """Whether ``message`` is a ``bidi_audio_input`` whose audio comes in the next
+    binary frame (it has no ``data.audio``)."""
+    return (message.type == AUDIO_INPUT and isinstance(message.data, Mapping)
+            and "audio" not in message.data)
+
+
+def invalid(message: Message, reason: str, **details: Any) -> StreamError:
+    """INVALID_MESSAGE (recoverable) for ``message``, naming its type and id and ``reason``."""
     return StreamError(ErrorCode.INVALID_MESSAGE, reason,
                        details={"type": message.type, "id": message.id, **details})
 
@@ -130,27 +156,27 @@ def _invalid(message: Message, reason: str, **details: Any) -> StreamError:
 def _base64(message: Message, text: Any, name: str, limit: int) -> bytes | StreamError:
     """Decode a base64 field, refusing it before decoding when it is too large."""
     if not isinstance(text, str) or not text:
-        return _invalid(message, f"data.{name} must be base64 text")
+        return invalid(message, f"data.{name} must be base64 text")
     if len(text) > (limit + 2) // 3 * 4:
-        return _invalid(message, f"{name} too large: about {len(text) * 3 // 4} bytes, "
+        return invalid(message, f"{name} too large: about {len(text) * 3 // 4} bytes, "
                         f"at most {limit}; send it in smaller chunks",
                         limit=limit, size=len(text) * 3 // 4)
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        return _invalid(message, f"data.{name} is not valid base64: {exc}")
+        return invalid(message, f"data.{name} is not valid base64: {exc}")
 
 
 def _audio(message: Message, data: Mapping[str, Any], payload: bytes | None,
            limits: InputLimits) -> AudioDelta | StreamError:
     audio_format = data.get("format", limits.audio_format)
     if audio_format not in AUDIO_FORMATS:
-        return _invalid(message, f"unknown audio format {audio_format!r}",
+        return invalid(message, f"unknown audio format {audio_format!r}",
                         allowed=list(AUDIO_FORMATS))
     for name, expected in (("sample_rate", limits.sample_rate), ("channels", limits.channels)):
         value = data.get(name, expected)
         if value != expected or isinstance(value, bool):
-            return _invalid(message, f"{name} {value!r} is not what the model takes "
+            return invalid(message, f"{name} {value!r} is not what the model takes "
                             f"({expected}): convert the audio before sending",
                             expected={name: expected})
     if payload is None:
@@ -159,19 +185,36 @@ def _audio(message: Message, data: Mapping[str, Any], payload: bytes | None,
             return decoded
         payload = decoded
     elif len(payload) > limits.max_audio_bytes:
-        return _invalid(message, f"audio too large: {len(payload)} bytes, at most "
+        return invalid(message, f"audio too large: {len(payload)} bytes, at most "
                         f"{limits.max_audio_bytes}; send it in smaller chunks",
                         limit=limits.max_audio_bytes, size=len(payload))
     if not payload:
-        return _invalid(message, "empty audio chunk")
+        return invalid(message, "empty audio chunk")
     if audio_format == "pcm" and len(payload) % (2 * limits.channels):
-        return _invalid(message, "PCM audio must be whole 16-bit samples "
+        return invalid(message, "PCM audio must be whole 16-bit samples "
                         f"({2 * limits.channels} bytes per frame)")
     return AudioDelta(format=audio_format, source={"bytes": payload})
 
 
+def _config(message: Message, data: Mapping[str, Any]) -> OutputConfig | StreamError:
+    unknown = sorted(set(data) - {"binary_audio"})
+    if unknown:
+        return invalid(message, f"bidi_config knows only binary_audio, not {unknown}")
+    binary_audio = data.get("binary_audio", False)
+    if not isinstance(binary_audio, bool):
+        return invalid(message, "data.binary_audio must be true or false")
+    return OutputConfig(binary_audio=binary_audio)
+
+
+def missing_frame(message: Message) -> StreamError:
+    """The error for a ``bidi_audio_input`` announcing a binary frame that did not follow."""
+    return invalid(message, "a bidi_audio_input without data.audio must be followed by "
+                            "its audio in one binary frame")
+
+
 def decode_input(message: Message, *, payload: bytes | None = None,
-                 limits: InputLimits = DEFAULT_LIMITS) -> AgentInput | StreamError:
+                 limits: InputLimits = DEFAULT_LIMITS
+                 ) -> AgentInput | OutputConfig | StreamError:
     """What ``BidiAgent.send`` should get for a client envelope, or the error to send back.
 
     Args:
@@ -181,28 +224,31 @@ def decode_input(message: Message, *, payload: bytes | None = None,
         limits: Sizes and the audio format the agent accepts.
 
     Returns:
-        A string (text), an ``AudioDelta`` or an ``ImageBlock``; or a ``StreamError``
+        A string (text), an ``AudioDelta`` or an ``ImageBlock``; an
+        :class:`OutputConfig` for a ``bidi_config``; or a ``StreamError``
         (INVALID_MESSAGE, recoverable: the connection goes on) saying what to fix.
     """
-    if message.type not in INPUT_TYPES:
-        return _invalid(message, f"unknown message type {message.type!r}",
-                        allowed=list(INPUT_TYPES))
+    if message.type not in CLIENT_TYPES:
+        return invalid(message, f"unknown message type {message.type!r}",
+                        allowed=list(CLIENT_TYPES))
     data = message.data
     if not isinstance(data, Mapping):
-        return _invalid(message, f"{message.type} needs its fields in a data object")
+        return invalid(message, f"{message.type} needs its fields in a data object")
+    if message.type == CONFIG:
+        return _config(message, data)
     if message.type == TEXT_INPUT:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
-            return _invalid(message, "bidi_text_input needs data.text, a non-empty string")
+            return invalid(message, "bidi_text_input needs data.text, a non-empty string")
         if len(text) > limits.max_text_chars:
-            return _invalid(message, f"text too long: {len(text)} characters, at most "
+            return invalid(message, f"text too long: {len(text)} characters, at most "
                             f"{limits.max_text_chars}", limit=limits.max_text_chars)
         return text
     if message.type == AUDIO_INPUT:
         return _audio(message, data, payload, limits)
     image_format = data.get("format")
     if image_format not in IMAGE_FORMATS:
-        return _invalid(message, f"image format must be one of {list(IMAGE_FORMATS)}",
+        return invalid(message, f"image format must be one of {list(IMAGE_FORMATS)}",
                         allowed=list(IMAGE_FORMATS))
     image = _base64(message, data.get("image"), "image", limits.max_image_bytes)
     if isinstance(image, StreamError):

@@ -1,25 +1,24 @@
-"""Real Strands agents on the scripted model, and a stand-in for the server's session.
-
-:class:`MemoryConversation` is an in-memory :class:`nbstream.strands.Conversation`
-(two queues) standing in for the server seam that hands sessions to agents; the
-server-level tests run the same agents over real sockets.
-"""
+"""Real Strands agents on the scripted model, served on real sockets by ``serve_agent``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from strands import tool
 from strands.bidi import BidiAgent
 
-from nbstream import StreamClosed
-from nbstream.events import EventStream
-from nbstream.protocol import BoundedHistory, Message, Session
-from nbstream.strands import ScriptedBidiModel, WebSocketInput, WebSocketOutput
+import nbstream
+from nbstream.protocol import Message
+from nbstream.strands import (
+    AgentClient,
+    AgentEvent,
+    ScriptedBidiModel,
+    aconnect,
+    aserve_agent,
+    calculator,
+)
 from tests.conftest import TIMEOUT
 
 CALCULATOR_SCRIPT: list[Any] = [
@@ -32,19 +31,6 @@ CALCULATOR_SCRIPT: list[Any] = [
     {"when": "hang up", "timeout": True},
     "Hello! Ask me a sum.",
 ]
-
-
-@tool
-def calculator(expression: str) -> str:
-    """Evaluate an arithmetic expression such as 6*7.
-
-    Args:
-        expression: The expression, with numbers and + - * / ( ).
-    """
-    allowed = set("0123456789+-*/(). ")
-    if not set(expression) <= allowed:
-        raise ValueError(f"not arithmetic: {expression!r}")
-    return str(eval(expression, {"__builtins__": {}}))
 
 
 def agent_on(script: Any = CALCULATOR_SCRIPT, **model_options: Any) -> BidiAgent:
@@ -69,64 +55,48 @@ async def events_until(agent: BidiAgent, last: str, timeout: float = TIMEOUT,
 
 def types(events: list[Any]) -> list[str]:
     """The ``type`` of each event or envelope."""
-    return [e.type if isinstance(e, Message) else e.get("type", type(e).__name__)
+    return [e.type if isinstance(e, Message | AgentEvent) else e.get("type", type(e).__name__)
             for e in events]
 
 
-class MemoryConversation:
-    """An in-memory session: the agent's side implements ``Conversation``; the test
-    plays the client with :meth:`put`, :meth:`until` and :meth:`leave`. Publishes
-    flow events as a server would, so views can watch it."""
-
-    def __init__(self, session_id: str = "session-1") -> None:
-        self.session = Session(session_id, None, datetime.now(UTC), BoundedHistory(100, 1 << 20))
-        self.events = EventStream()
-        self._to_agent: asyncio.Queue[Message | None] = asyncio.Queue()
-        self._to_client: asyncio.Queue[Message] = asyncio.Queue()
-
-    async def receive(self) -> Message:
-        message = await self._to_agent.get()
-        if message is None:
-            raise StreamClosed(1000, "the client left")
-        if self.events:
-            self.events.emit("in", "server", self.session.id, direction="c2s", message=message)
-        return message
-
-    async def send(self, message: Message) -> None:
-        if self.events:
-            self.events.emit("out", "server", self.session.id, direction="s2c", message=message)
-        await self._to_client.put(message)
-
-    def put(self, kind: str, **data: Any) -> Message:
-        message = Message(kind, data)
-        self._to_agent.put_nowait(message)
-        return message
-
-    def leave(self) -> None:
-        self._to_agent.put_nowait(None)
-        if self.events:
-            self.events.emit("close", "server", self.session.id)
-
-    async def until(self, last: str, timeout: float = TIMEOUT) -> list[Message]:
-        """Envelopes sent to the client up to the next one of type ``last``."""
-        seen = []
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await self._to_client.get()
-                seen.append(message)
-                if message.type == last:
-                    return seen
+AgentServer = Callable[..., Awaitable[nbstream.Server]]
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[tuple[MemoryConversation, asyncio.Task[None]]]:
-    """An agent (calculator script) running over a MemoryConversation until the test ends."""
-    conversation = MemoryConversation()
-    agent = agent_on()
-    task = asyncio.create_task(agent.run(inputs=[WebSocketInput(conversation)],
-                                         outputs=[WebSocketOutput(conversation)]))
-    yield conversation, task
-    if not task.done():
-        conversation.leave()
-        with pytest.raises(StreamClosed):
-            await asyncio.wait_for(task, TIMEOUT)
+async def agent_server() -> AsyncIterator[AgentServer]:
+    """Start ``serve_agent`` servers on 127.0.0.1 (the calculator agent by default, or
+    ``factory=``); every one is stopped afterwards."""
+    servers: list[nbstream.Server] = []
+
+    async def start(factory: Callable[[], BidiAgent] = agent_on,
+                    **options: Any) -> nbstream.Server:
+        server = await aserve_agent(factory, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.astop(timeout=1.0)
+
+
+@pytest.fixture
+async def agent(agent_server: AgentServer) -> AsyncIterator[AgentClient]:
+    """A client of a fresh calculator agent (receives time out after TIMEOUT)."""
+    server = await agent_server()
+    client = await aconnect(server.url, timeout=TIMEOUT)
+    yield client
+    await client.aclose()
+
+
+async def read_until(agent: AgentClient, last: str, count: int = 1,
+                     timeout: float = TIMEOUT) -> list[AgentEvent]:
+    """The agent's events up to the ``count``-th of type ``last``."""
+    seen: list[AgentEvent] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await agent.anext_event(timeout)
+            seen.append(event)
+            if event.type == last:
+                count -= 1
+                if count == 0:
+                    return seen

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import nbstream.views
-from nbstream.strands.wire import INPUT_TYPES
+from nbstream.strands.wire import CLIENT_TYPES
 from tests.bidi.test_wire import OUTPUTS
 
 VIEWS = Path(nbstream.views.__file__).parent
@@ -30,7 +30,7 @@ def test_every_family_uses_a_tone_both_themes_define() -> None:
 
 def test_every_bidi_envelope_type_has_a_family() -> None:
     prefixes = [prefix for prefix, _ in families()]
-    kinds = {kind for _, kind, _ in OUTPUTS} | set(INPUT_TYPES) | {
+    kinds = {kind for _, kind, _ in OUTPUTS} | set(CLIENT_TYPES) | {
         "tool_stream", "tool_result_message"}
     for kind in kinds:
         assert any(kind.startswith(p) for p in prefixes), kind

@@ -80,11 +80,11 @@ async def test_a_failing_tool_result_is_spoken_too() -> None:
     agent = agent_on([{"tool": "calculator", "input": {"expression": "{text}"},
                        "say": "Result: {result}"}])
     async with agent:
-        await agent.send("import os")
+        await agent.send("os.system(1)")
         events = await events_until(agent, "bidi_response_stop", count=2)
     result = next(e for e in events if e["type"] == "tool_result")["tool_result"]
     assert result["status"] == "error"
-    assert "not arithmetic" in text_of(events, "bidi_text_delta")
+    assert "not plain arithmetic" in text_of(events, "bidi_text_delta")
 
 
 async def test_new_input_mid_response_barges_in() -> None:

@@ -2,22 +2,21 @@
 
 The widget's ES module is loaded into a blank page with a stand-in for the anywidget
 model (a dict of traits and change handlers); the turns are folded from a real agent
-run. JupyterLab itself is exercised by the notebook tests.
+served on a real socket. JupyterLab itself is exercised by the notebook tests.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 from pathlib import Path
 
 import pytest
 
 import nbstream.strands
-from nbstream.strands import TurnLog
-from tests.bidi.conftest import MemoryConversation
+from nbstream.strands import TurnLog, aconnect
+from tests.bidi.conftest import AgentServer, agent_on, read_until
 from tests.browser.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import TIMEOUT
 
 TURN_JS = Path(nbstream.strands.__file__).with_name("turn.js").read_text()
 PAGE = """<!doctype html><div id="root"></div><script type="module">
@@ -37,26 +36,22 @@ widget.render({ model, el: document.getElementById("root") });
 window.ready = true;
 </script>"""
 
-Running = tuple[MemoryConversation, asyncio.Task[None]]
-
-
 @pytest.mark.timeout(120)
-async def test_turns_render_in_chromium(running: Running) -> None:
+async def test_turns_render_in_chromium(agent_server: AgentServer) -> None:
     from playwright.async_api import async_playwright
 
-    conversation, _ = running
+    server = await agent_server(lambda: agent_on(pace=0.02))
     log = TurnLog()
-    conversation.events.subscribe(log.fold)
-    conversation.put("bidi_text_input", text="what is 6*7")
-    await conversation.until("bidi_response_stop")
-    await conversation.until("bidi_response_stop")
-    conversation.put("bidi_text_input", text="tell me a story")
-    await conversation.until("bidi_text_delta")
-    conversation.put("bidi_text_input", text="stop!")
-    await conversation.until("bidi_response_stop")
-    await conversation.until("bidi_response_stop")
-    conversation.put("bidi_audio_input", audio=base64.b64encode(bytes(8_000)).decode())
-    await conversation.until("bidi_response_stop")
+    server.events.subscribe(log.fold)
+    agent = await aconnect(server.url, timeout=TIMEOUT)
+    await agent.aturn("what is 6*7")
+    await agent.asay("tell me a story")
+    await read_until(agent, "bidi_text_delta")
+    await agent.ainterrupt("stop!")
+    await agent.aresponse()
+    await agent.asend_audio(bytes(8_000))
+    await agent.aresponse()
+    await agent.aclose()
     turns = [turn.to_json() for turn in log.turns()]
     state = {"title": "agent turns", "turns_json": json.dumps(turns), "sessions": ["s1"],
              "session": "", "total_turns": len(turns)}

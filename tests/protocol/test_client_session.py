@@ -43,12 +43,41 @@ def test_replayed_messages_already_seen_are_dropped_once() -> None:
     (False, True, SendDecision.WRITE),
     (False, False, SendDecision.WRITE),
     (True, True, SendDecision.BUFFER),
-    (True, False, SendDecision.DROP),
+    (True, False, SendDecision.BUFFER),
 ])
 def test_what_a_send_does(reconnecting: bool, tracked: bool, expected: SendDecision) -> None:
     core = welcomed()
     core.reconnecting = reconnecting
     assert core.sending(chat(1), tracked=tracked) is expected
+
+
+def test_heartbeats_are_dropped_while_reconnecting() -> None:
+    core = welcomed()
+    core.reconnecting = True
+    pong = Message(MessageType.PONG, {"ping_id": "p1"}, "c9")
+    assert core.sending(pong, tracked=False) is SendDecision.DROP
+    core.write_failed(pong, tracked=False)
+    assert core.buffered == {}
+
+
+def test_messages_awaiting_no_reply_go_out_once_after_the_resume() -> None:
+    """A conversation's inputs (no reply refers to them) wait for the resume in the
+    order they were sent among requests, and are not sent again after a later one."""
+    core = welcomed()
+    core.send_buffer = 10
+    said = Message("bidi_text_input", {"text": "hi"}, "i1")
+    core.sending(said, tracked=False)
+    core.write_failed(said, tracked=False)
+    core.reconnecting = True
+    core.sending(chat(2), tracked=True)
+    core.sending(Message("bidi_text_input", {"text": "again"}, "i3"), tracked=False)
+    outcome = core.resumed({"session_id": "s1", "epoch": "e1", "recovered": True},
+                           abnormal=True)
+    assert [m.id for m in outcome.resend] == ["i1", "c2", "i3"]
+    assert list(core.unacked) == ["c2"] and core.untracked == set()
+    again = core.resumed({"session_id": "s1", "epoch": "e1", "recovered": True},
+                         abnormal=True)
+    assert [m.id for m in again.resend] == ["c2"]
 
 
 def test_the_buffer_is_bounded() -> None:
