@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 from nbstream import runtime
 from nbstream.client import ConnectKwargs
 from nbstream.client import aconnect as aconnect_client
+from nbstream.client.client import KEEP_EVENTS
 from nbstream.events import EventStream, Subscriber
 from nbstream.protocol import Message, StreamClosed
 from nbstream.strands.received import AgentEvent, AgentTurn, AnswerTracker
@@ -339,7 +340,9 @@ async def aconnect(url: str | Server, *, binary_audio: bool = False,
                    **options: Unpack[ConnectKwargs]) -> AgentClient:
     """Connect to an agent from async code; see :func:`connect`."""
     options.setdefault("protocol", EnvelopeProtocol(binary=True))
-    agent = AgentClient(await aconnect_client(url, **options))
+    client = await aconnect_client(url, **options)
+    client.events.keep(KEEP_EVENTS)  # an agent is explored frame by frame: keep them
+    agent = AgentClient(client)
     if binary_audio:
         await agent.aconfigure(binary_audio=True)
     return agent
