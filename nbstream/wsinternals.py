@@ -11,7 +11,7 @@ module checks the installed version at import and refuses unknown ones loudly
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import version
 from typing import Any
 
@@ -61,6 +61,13 @@ def write_buffer_size(ws: Connection) -> int:
     """Bytes the transport holds that the peer has not taken yet."""
     size: int = ws.transport.get_write_buffer_size()
     return size
+
+
+def buffer_size_reader(ws: Connection) -> Callable[[], int]:
+    """A function that says what :func:`write_buffer_size` says, without the call chain
+    (an outbox asks before every frame)."""
+    reader: Callable[[], int] = ws.transport.get_write_buffer_size
+    return reader
 
 
 def write_limit(ws: Connection) -> int:

@@ -89,6 +89,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         self.backoff = options.backoff if self.protocol.resumable else None
         """Reconnect delays; None switches reconnecting off."""
         self._loop = loop
+        self._decode: bool | None = False if self.protocol.text_as_bytes else None
+        """How frames are read: as bytes (text too, UTF-8) or as str and bytes."""
         self._ws: ClientConnection | None = None
         self._pending: deque[Message] = deque()
         self._lock = asyncio.Lock()
@@ -152,7 +154,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
             raise self._closed
         assert self._ws is not None
         try:
-            frame = await self._ws.recv()
+            frame = await self._ws.recv(decode=self._decode)
         except ConnectionClosed as exc:
             closed = self._closed_error(exc)
             if not self._should_reconnect(closed):
@@ -182,6 +184,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         if not self.core.received(message):
             return  # replayed, and we already have it
         if self.events:
+            if self._decode is False and isinstance(frame, bytes):
+                frame = frame.decode(errors="replace")  # a text frame read as bytes
             self.events.emit("in", "client", self.session_id or "", direction="s2c",
                              message=message, size=size,
                              opcode=BINARY if isinstance(frame, bytes) else TEXT,

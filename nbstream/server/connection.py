@@ -28,6 +28,7 @@ from nbstream.protocol.connection import (
     Authenticate,
     Close,
     Dispatch,
+    Incoming,
     Limits,
     Ping,
     Report,
@@ -88,6 +89,7 @@ class Connection:
                              batch_max_wait=options.batch_max_wait,
                              on_overflow=self._overflowed, on_batch=on_batch)
         self.live: Attached | None = None
+        self._control_types = protocol.control_types
         self.close_code: int | None = None
         """The code this server closed with (None: the client or the network closed)."""
         self.close_reason = ""
@@ -152,7 +154,8 @@ class Connection:
         if isinstance(parsed, StreamError):
             actions = self.core.invalid(parsed, now)
         else:
-            actions = self.core.receive(protocol.incoming(parsed), parsed, now)
+            kind = self._control_types.get(parsed.type, Incoming.REQUEST)
+            actions = self.core.receive(kind, parsed, now)
         for action in actions:
             if type(action) is Dispatch:
                 assert live is not None

@@ -23,6 +23,7 @@ from nbstream.protocol.closing import CloseCause
 from nbstream.server.connection import Connection
 from nbstream.server.conversation import Conversation
 from nbstream.server.options import ServerOptions
+from nbstream.server.outbox import Outbox
 from nbstream.server.replies import ReplyQueue
 from nbstream.wire import Encoded, WireProtocol
 
@@ -89,13 +90,19 @@ class LiveSession:
 
     async def send(self, message: Message) -> None:
         """Add ``message`` to the stream and send it; waits while the client lags."""
+        crowded = self._put(message)
+        if crowded is not None:
+            await crowded.room()
+
+    def _put(self, message: Message) -> Outbox | None:
+        """Record and queue ``message``; the outbox to wait for when the client lags."""
         encoded = self._record(message)
         conn = self.connection
-        if conn is not None:
-            outbox = conn.outbox
-            outbox.put(encoded, urgent=message.type in _URGENT)
-            if outbox.crowded:
-                await outbox.room()
+        if conn is None:
+            return None
+        outbox = conn.outbox
+        outbox.put(encoded, urgent=message.type in _URGENT)
+        return outbox if outbox.crowded else None
 
     def push(self, message: Message) -> bool:
         """Like :meth:`send` but never waits (broadcasts); True if a connection got it."""
@@ -156,7 +163,9 @@ class LiveSession:
             try:
                 async for item in items:
                     message = protocol.to_message(item)
-                    await self.send(message)
+                    crowded = self._put(message)  # no coroutine per message unless it waits
+                    if crowded is not None:
+                        await crowded.room()
                     if message.type == MessageType.END and protocol.ends_replies:
                         ended = True
                         break
@@ -175,6 +184,9 @@ class LiveSession:
             logger.exception("handler failed on request %s of session %s",
                              request.id, self.session.id, extra=self.session.log_fields)
             self._failed(StreamError(ErrorCode.INTERNAL_ERROR, details={"reply_to": request.id}))
+        finally:
+            assert self.replies is not None
+            self.replies.finished()
 
     async def _run_conversation(self) -> None:
         app, conversation = self.handler.conversation, self.conversation

@@ -50,6 +50,7 @@ class Outbox:
         self._corked_bytes = 0
         self._uncork_soon: asyncio.Handle | None = None
         self._write_limit = wsinternals.write_limit(ws)
+        self._buffered = wsinternals.buffer_size_reader(ws)
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -105,7 +106,7 @@ class Outbox:
     def _enqueue(self, frame: Encoded, urgent: bool = False) -> None:
         size = len(frame.data)
         if (not self._queue and self.busy_since is None and self._corked_bytes + size
-                + wsinternals.write_buffer_size(self.ws) <= self._write_limit):
+                + self._buffered() <= self._write_limit):
             self._corked.append(frame)
             self._corked_bytes += size
             if urgent:

@@ -10,7 +10,6 @@ behave as in any task, and the connection's receive loop never runs handler code
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,10 +17,9 @@ from typing import Any
 from nbstream import tasks
 from nbstream.protocol import Message
 
-logger = logging.getLogger(__name__)
-
 Reply = Callable[[Message], Coroutine[Any, Any, None]]
-"""Streams the reply to one request (``LiveSession._stream_reply``)."""
+"""Streams the reply to one request and calls :meth:`ReplyQueue.finished` at its end,
+whatever happens (``LiveSession._stream_reply``)."""
 
 
 class ReplyQueue:
@@ -52,25 +50,19 @@ class ReplyQueue:
 
     def _start(self, request: Message) -> None:
         self.current = request
-        task = tasks.start(self._run(request), name=f"{self._name}-{request.id}")
+        task = tasks.start(self._reply(request), name=self._name)
         if not task.done():  # it waits (else it never waited, and is finished)
             self._task = task
 
-    async def _run(self, request: Message) -> None:
-        """One reply, then the next waiting one: no done-callback, no extra loop turn."""
-        try:
-            await self._reply(request)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("a reply task failed outside its handler")
-        finally:
-            self._task = None
-            self.current = None
-            if self._waiting and not self.stopped:
-                self._start(self._waiting.popleft())
-            elif self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)
+    def finished(self) -> None:
+        """The reply under way ended: start the next waiting one (no done-callback, no
+        extra loop turn), or tell whoever waits that the session is idle."""
+        self._task = None
+        self.current = None
+        if self._waiting and not self.stopped:
+            self._start(self._waiting.popleft())
+        elif self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     @property
     def idle(self) -> bool:

@@ -11,6 +11,7 @@ per-connection state and reads no clock: one instance serves every connection.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from nbstream.protocol import Message, StreamError
@@ -42,6 +43,9 @@ class WireProtocol(ABC):
     """Sessions have positions, a welcome and a resume step."""
     ends_replies: bool = False
     """The server marks the end of each reply with :meth:`end_of_reply`."""
+    control_types: Mapping[str, Incoming] = {}
+    """Message types that are not requests, and what they are (what :meth:`incoming`
+    says; a server reads it directly on its hot path)."""
 
     # -- a server reading what a client sent ------------------------------------------------
 
@@ -50,8 +54,8 @@ class WireProtocol(ABC):
         """The message in one frame from a client, or the error to answer it with."""
 
     def incoming(self, message: Message) -> Incoming:
-        """What the server does with ``message`` (by default: the handler gets it)."""
-        return Incoming.REQUEST
+        """What the server does with ``message`` (see :attr:`control_types`)."""
+        return self.control_types.get(message.type, Incoming.REQUEST)
 
     # -- either side writing -----------------------------------------------------------------
 
@@ -75,6 +79,12 @@ class WireProtocol(ABC):
             TypeError: as :meth:`to_message`.
         """
         return self.encode(self.to_message(item))
+
+    @property
+    def text_as_bytes(self) -> bool:
+        """Whether a client may read text frames as UTF-8 bytes (no str made): only a
+        protocol that never needs to tell text from binary frames."""
+        return False
 
     def in_stream(self, message: Message) -> bool:
         """Whether ``message`` takes a position in a resumable session's stream."""

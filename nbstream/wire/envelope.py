@@ -7,6 +7,7 @@ step, announced by the ``nbstream.v1`` subprotocol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nbstream.protocol import (
@@ -49,6 +50,7 @@ class EnvelopeProtocol(WireProtocol):
     in_band_heartbeat = True
     resumable = True
     ends_replies = True
+    control_types: Mapping[str, Incoming] = _CONTROL
 
     def __init__(self, requests: frozenset[str] | None = frozenset({MessageType.CHAT}), *,
                  binary: bool = False) -> None:
@@ -60,9 +62,6 @@ class EnvelopeProtocol(WireProtocol):
         if self.binary and not isinstance(frame, str):
             return Message(BINARY, bytes(frame))
         return parse_client_frame(frame, self._allowed)
-
-    def incoming(self, message: Message) -> Incoming:
-        return _CONTROL.get(message.type, Incoming.REQUEST)
 
     def to_message(self, item: Any) -> Message:
         """A Message as is; a str becomes ``content``; a dict with ``type`` an envelope."""
@@ -100,9 +99,15 @@ class EnvelopeProtocol(WireProtocol):
                        {"reason": "server shutting down", "grace_period": grace_period})
 
     def decode_replies(self, frame: str | bytes) -> list[Message]:
-        if not isinstance(frame, str):
+        if self.binary and not isinstance(frame, str):
             return [Message(BINARY, bytes(frame))]
         return parse_server_frame(frame)
+
+    @property
+    def text_as_bytes(self) -> bool:
+        """A client may read text frames as UTF-8 bytes (cheaper): this protocol tells
+        text from binary only with ``binary``."""
+        return not self.binary
 
     def ping(self, ping_id: str) -> Message:
         return Message(MessageType.PING, {}, ping_id)
