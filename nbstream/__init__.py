@@ -14,10 +14,10 @@ server never loads pandas or the widgets it does not use.
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import TYPE_CHECKING
 
+from nbstream import lazy
 from nbstream.protocol import envelope as _envelope
 
 _envelope.use_clock(time.time_ns)  # the wall clock of new messages' timestamps
@@ -116,6 +116,9 @@ __all__ = [
 ]
 
 
+_load = lazy.loader(__name__, _EXPORTS)
+
+
 def __getattr__(name: str) -> object:
     """Import a public name's module on first use (PEP 562)."""
     if name == "__version__":
@@ -125,12 +128,7 @@ def __getattr__(name: str) -> object:
             return version("nbstream")
         except PackageNotFoundError:  # a source tree that was not installed
             return "0+unknown"
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbstream' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _load(name)
 
 
 def __dir__() -> list[str]:

@@ -150,15 +150,7 @@ class Runner:
                 if end_ns is not None and clock() >= end_ns:
                     break
                 if scenario is not None:
-                    user = scenario.begin(client, i, 0)
-                    try:
-                        await scenario.flow(user)
-                    except BaseException as exc:  # recorded; cancellation goes on
-                        scenario.end(user, exc)
-                        if not isinstance(exc, Exception):
-                            raise
-                    else:
-                        scenario.end(user)
+                    await _run_flow(scenario, client, i, 0)
                 else:  # the built-in flow, inline: this loop is the data path
                     try:
                         await client.exchange(message(index, i), None, timeout, i, keep=False)
@@ -190,15 +182,7 @@ class Runner:
                     slots.appendleft(slot)  # another connection takes it
                     break
                 if scenario is not None:
-                    user = scenario.begin(client, slot, due)
-                    try:
-                        await scenario.flow(user)
-                    except BaseException as exc:  # recorded; cancellation goes on
-                        scenario.end(user, exc)
-                        if not isinstance(exc, Exception):
-                            raise
-                    else:
-                        scenario.end(user)
+                    await _run_flow(scenario, client, slot, due)
                     continue
                 try:
                     await client.exchange(message(client.index, slot), None, timeout, slot,
@@ -239,3 +223,17 @@ class Runner:
             for slot in self._slots:
                 self._not_sent(-1, slot, self._due_ns(slot))
             self._slots.clear()
+
+
+async def _run_flow(scenario: ScenarioRun, client: LoadClient, iteration: int,
+                    intended_ns: int) -> None:
+    """One iteration of a user flow; what it raises is recorded, cancellation goes on."""
+    user = scenario.begin(client, iteration, intended_ns)
+    try:
+        await scenario.flow(user)
+    except BaseException as exc:
+        scenario.end(user, exc)
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        scenario.end(user)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from nbstream import lazy
 
 if TYPE_CHECKING:
     from nbstream.server.connections import ConnectionInfo, Connections
@@ -35,12 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name's module on first use, so that the command-line tools and
-    ``import nbstream`` stay fast (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy.loader(__name__, _EXPORTS)
