@@ -30,10 +30,13 @@ async def test_abrupt_drops_mid_stream_lose_and_duplicate_nothing(
     start_server: ServerFactory,
 ) -> None:
     server = await start_server(numbered)
+    streamed: list[object] = []
+    server.events.subscribe(lambda e: streamed.append(e) if e.kind == "out" else None)
     client = await nbstream.aconnect(server.url, reconnect=FAST)
     chat = asyncio.create_task(client.achat("count", timeout=TIMEOUT * 4))
-    for _ in range(3):  # cut the TCP connection three times while the reply streams
-        await asyncio.sleep(0.12)
+    for cut in range(3):  # cut the TCP connection three times while the reply streams
+        await eventually(lambda cut=cut: len(streamed) > 12 * (cut + 1)  # type: ignore[misc]
+                         and len(server.connections) == 1)
         assert await server.adisconnect(client.session_id or "", abrupt=True)
     replies = await chat
     assert contents(replies) == [str(i) for i in range(TOKENS)]  # no gap, no duplicate
@@ -69,8 +72,10 @@ async def test_a_gap_beyond_the_history_is_reported_not_skipped(
     server = await start_server(numbered, history_max_messages=5)
     slow = Backoff(base=0.3, cap=0.3, random=lambda: 1.0)  # away for 0.3 s: 30 messages
     client = await nbstream.aconnect(server.url, reconnect=slow)
+    streamed: list[object] = []
+    server.events.subscribe(lambda e: streamed.append(e) if e.kind == "out" else None)
     chat = asyncio.create_task(client.achat("count", timeout=TIMEOUT * 4))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: len(streamed) > 3)  # the stream is under way
     await server.adisconnect(client.session_id or "", abrupt=True)
     with pytest.raises(nbstream.StreamError) as failed:
         await chat  # more than 5 messages went out while the client was away

@@ -7,6 +7,7 @@ import asyncio
 import nbstream
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
+from nbstream.views.throttle import DEFAULT_INTERVAL
 from tests.conftest import ServerFactory
 from tests.views.conftest import eventually
 
@@ -77,8 +78,7 @@ async def test_filters_pause_and_detail(start_server: ServerFactory, comms: Comm
     assert view.detail == ""
 
     view.type_filter = view.text_filter = ""
-    view.paused = True
-    await asyncio.sleep(0.2)
+    view.paused = True  # the rows freeze at once; counters go on
     frozen = list(view.rows)
     await alice.achat("cherries")
     await eventually(lambda: view.counts.get("chat") == 3)
@@ -114,7 +114,7 @@ async def test_close_unsubscribes_and_stops_pushing(start_server: ServerFactory,
     pushes = view.pushes
     client = await nbstream.aconnect(server)
     await client.achat("nobody is watching")
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(DEFAULT_INTERVAL * 2)  # an absence: a push would have come by now
     assert view.pushes == pushes
     await client.aclose()
 
