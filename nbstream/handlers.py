@@ -74,6 +74,16 @@ async def echo(message: Message, session: Session) -> AsyncGenerator[Message, No
     yield Message(MessageType.CONTENT, {"text": message.data["text"]})
 
 
+async def echo_frames(message: Message, session: Session) -> AsyncGenerator[Message, None]:
+    """Send the message straight back as it came: ``serve("echo")`` for the ``json``,
+    ``text`` and ``raw`` protocols (and protocols of your own).
+
+    Text and binary frames go back byte for byte (a fragmented message whole: websockets
+    reassembles it); a JSON value goes back as its JSON.
+    """
+    yield message
+
+
 _OPERATORS: dict[type, Callable[..., Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -179,26 +189,40 @@ class Agent:
             yield Message(MessageType.CONTENT, {"text": token})
 
 
-BUILTIN_HANDLERS: dict[str, Callable[[], Handler]] = {
-    "echo": lambda: echo,
-    "agent": Agent,
+def _agent(envelope: bool) -> Handler:
+    if not envelope:
+        raise ValueError("the 'agent' handler speaks the nbstream protocol: serve it with "
+                         "protocol='nbstream', or serve 'echo' or a handler of your own")
+    return Agent()
+
+
+BUILTIN_HANDLERS: dict[str, Callable[[bool], Handler]] = {
+    "echo": lambda envelope: echo if envelope else echo_frames,
+    "agent": _agent,
 }
+"""Built-in handlers by name; each is made for the nbstream envelope (True) or for
+another protocol (False)."""
 
 
-def resolve_handler(handler: str | Handler | ConversationHandler) -> ResolvedHandler:
+def resolve_handler(handler: str | Handler | ConversationHandler, *,
+                    envelope: bool = True) -> ResolvedHandler:
     """A handler from a built-in name, a reply handler or a conversation handler.
 
+    ``envelope`` says whether the server speaks nbstream's envelope: the built-in
+    handlers differ (``"echo"`` sends other protocols' frames back as they came).
+
     Raises:
-        ValueError: for an unknown name.
+        ValueError: for an unknown name, or ``"agent"`` without the envelope.
         TypeError: when ``handler`` is neither kind of handler.
     """
     if isinstance(handler, str):
         try:
-            return ResolvedHandler(reply=BUILTIN_HANDLERS[handler]())
+            make = BUILTIN_HANDLERS[handler]
         except KeyError:
             raise ValueError(
                 f"unknown handler {handler!r}; built in: {', '.join(sorted(BUILTIN_HANDLERS))}"
             ) from None
+        return ResolvedHandler(reply=make(envelope))
     call = type(handler).__call__ if callable(handler) else None
     if inspect.isasyncgenfunction(handler) or inspect.isasyncgenfunction(call):
         return ResolvedHandler(reply=handler)  # type: ignore[arg-type]

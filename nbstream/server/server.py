@@ -55,11 +55,12 @@ class Server:
 
     def __init__(self, handler: str | Handler | ConversationHandler, host: str, port: int,
                  path: str, options: ServerOptions, loop: asyncio.AbstractEventLoop) -> None:
-        self.handler = resolve_handler(handler)
+        self.protocol = wire.create(options.protocol, type_key=options.type_key)
+        self.handler = resolve_handler(
+            handler, envelope=isinstance(self.protocol, wire.EnvelopeProtocol))
         self.host = host
         self.path = "/" + path.strip("/")
         self.options = options
-        self.protocol = wire.create(options.protocol, type_key=options.type_key)
         if self.handler.conversation is not None and options.protocol == "nbstream":
             # A conversation reads every message a client sends, binary frames too.
             self.protocol = wire.EnvelopeProtocol(requests=None, binary=True)

@@ -8,6 +8,7 @@ const PALETTE = {
   error: "error", invalid: "error", end: "end", ping: "ping", pong: "ping",
   welcome: "welcome", server_shutdown: "server_shutdown", batch: "batch", auth: "x5",
   open: "text", close: "text", refused: "refused", fault: "fault", other: "other",
+  text: "text", binary: "batch", frame: "other",
 };
 // Strands bidi envelopes (nbstream.strands): one palette tone per event family, so that
 // a turn reads at a glance. The first matching prefix wins.
@@ -54,6 +55,15 @@ function namer(users) {
 
 function size(bytes) {
   return bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} kB` : `${bytes} B`;
+}
+
+// The time since the previous row of the same session: +0.4 ms, +12 ms, +3.1 s, +2 min.
+function gapText(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 0.01) return `+${(seconds * 1000).toFixed(1)} ms`;
+  if (seconds < 1) return `+${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `+${seconds.toFixed(1)} s`;
+  return `+${Math.round(seconds / 60)} min`;
 }
 
 function options(select, values, current, allLabel, label = (v) => v) {
@@ -145,10 +155,11 @@ function render({ model, el }) {
       <div class="nbs-body">
         <div class="nbs-table-wrap">
           <table class="nbs-table">
-            <colgroup><col class="nbs-c-time"/><col class="nbs-c-dir"/><col class="nbs-c-session"/>
-              <col class="nbs-c-type"/><col class="nbs-c-size"/><col/></colgroup>
-            <thead><tr><th>time</th><th>dir</th><th>session</th><th>type</th>
-              <th>size</th><th>preview</th></tr></thead>
+            <colgroup><col class="nbs-c-time"/><col class="nbs-c-gap"/><col class="nbs-c-dir"/>
+              <col class="nbs-c-session"/><col class="nbs-c-type"/><col class="nbs-c-size"/>
+              <col/></colgroup>
+            <thead><tr><th>time</th><th title="Since the previous row of the session">gap</th>
+              <th>dir</th><th>session</th><th>type</th><th>size</th><th>preview</th></tr></thead>
             <tbody></tbody>
           </table>
         </div>
@@ -185,11 +196,12 @@ function render({ model, el }) {
     const name = namer(model.get("session_users"));
     const note = emptyNote(model.get("kept"), model.get("dropped"));
     $("tbody").innerHTML = rows.length === 0
-      ? `<tr><td colspan="6" class="nbs-note">${esc(note)}</td></tr>`
-      : rows.map(([seq, clock, dir, session, type, bytes, preview, user]) =>
+      ? `<tr><td colspan="7" class="nbs-note">${esc(note)}</td></tr>`
+      : rows.map(([seq, clock, dir, session, type, bytes, preview, user, gap]) =>
         `<tr class="nbs-row${seq === selected ? " nbs-selected" : ""}` +
         `${type === "fault" ? " nbs-fault" : ""}" data-seq="${seq}">` +
-        `<td>${esc(clock)}</td><td class="nbs-dir-${dir || "none"}">${ARROWS[dir] ?? ""}</td>` +
+        `<td>${esc(clock)}</td><td class="nbs-gap">${gapText(gap)}</td>` +
+        `<td class="nbs-dir-${dir || "none"}">${ARROWS[dir] ?? ""}</td>` +
         `<td title="${esc(session)}">${esc(name(session, user))}</td>` +
         `<td><span class="nbs-type-tag ${tone(type)}">${esc(type)}</span></td>` +
         `<td class="nbs-size">${dir ? size(bytes) : ""}</td>` +

@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, NamedTuple
 
-import msgspec
-
 from nbstream.events import FlowEvent
-from nbstream.protocol import encode
+from nbstream.views.frames import INVALID as INVALID
+from nbstream.views.frames import (
+    MAX_DETAIL,
+    PREVIEW,
+    close_text,
+    cut,
+    frame_text,
+    frame_type,
+)
 from nbstream.views.keptrows import KeptRows
 
-MAX_JSON = 16_000
+MAX_JSON = MAX_DETAIL
 """Characters of a message's JSON kept for its detail view; longer ones are cut."""
-PREVIEW = 80
-"""Characters of the preview column."""
-INVALID = "invalid"
-"""The type shown for a frame that was not a valid envelope."""
 OTHER = "other"
 """The counter that takes every type beyond ``max_types``."""
+GAP_SESSIONS = 10_000
+"""Sessions whose last row time is kept for the gap column (the least recent go)."""
 
 
 class FlowRow(NamedTuple):
@@ -47,12 +51,16 @@ class FlowRow(NamedTuple):
     size: int
     preview: str
     json: str
+    """The detail: the frame's text (JSON, indented by :meth:`pretty`), a binary
+    payload's hex and base64, or a connection event's facts."""
+    gap: float | None = None
+    """Seconds since the previous row of the same session (None for its first)."""
 
     def cells(self) -> list[Any]:
         """The row as the browser gets it: seq, clock, direction, session, type, size,
-        preview, user."""
+        preview, user, gap."""
         return [self.seq, self.clock, self.direction, self.session_id, self.type,
-                self.size, self.preview, self.user]
+                self.size, self.preview, self.user, self.gap]
 
     def pretty(self) -> str:
         """The whole JSON, indented; as stored when it is not valid JSON (or was cut)."""
@@ -74,38 +82,27 @@ def clock(at: float) -> str:
     return f"{_second[1]}.{int(at % 1 * 1000):03d}"
 
 
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit} more characters)"
-
-
-def make_row(seq: int, event: FlowEvent) -> FlowRow:
+def make_row(seq: int, event: FlowEvent, gap: float | None = None) -> FlowRow:
     """Render one event into a row (called at flush time, never on the data path)."""
-    message = event.message
     detail = event.detail or {}
+    when = clock(event.at)
     if event.kind == "fault":  # a fault proxy acted: a row between the messages it touched
         facts = {k: v for k, v in detail.items() if k != "fault" and v not in (None, "")}
         summary = " ".join([str(detail.get("fault", "")), *(f"{k}={v}" for k, v in facts.items())])
-        return FlowRow(seq, event.at, clock(event.at), event.direction or "", event.session_id,
-                       event.user, "fault", int(detail.get("size", 0)), _cut(summary, PREVIEW),
-                       json.dumps(detail, default=str))
-    if message is not None:
-        encoded = encode(message)
-        text = encoded.decode()
-        return FlowRow(seq, event.at, clock(event.at), event.direction or "", event.session_id,
-                       event.user, str(message.type), event.size or len(encoded),
-                       _cut(msgspec.json.encode(message.data).decode(), PREVIEW),
-                       _cut(text, MAX_JSON))
-    if event.direction is not None:  # a frame that failed validation
-        raw = detail.get("raw", event.payload or b"")
-        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        return FlowRow(seq, event.at, clock(event.at), event.direction, event.session_id,
-                       event.user, INVALID, event.size, _cut(text, PREVIEW), _cut(text, MAX_JSON))
+        return FlowRow(seq, event.at, when, event.direction or "", event.session_id,
+                       event.user, "fault", int(detail.get("size", 0)), cut(summary, PREVIEW),
+                       json.dumps(detail, default=str), gap)
+    if event.direction is not None:
+        frame = frame_text(event)
+        return FlowRow(seq, event.at, when, event.direction, event.session_id, event.user,
+                       frame.type, frame.size, frame.preview, frame.detail, gap)
     facts = {"user": event.user, **detail}
-    summary = " ".join(f"{k}={v}" for k, v in facts.items() if v not in (None, ""))
-    return FlowRow(seq, event.at, clock(event.at), "", event.session_id, event.user,
-                   event.kind, 0, _cut(summary, PREVIEW), json.dumps(facts, default=str))
+    if event.kind == "close":
+        summary = close_text(detail.get("code"), detail.get("reason"))
+    else:
+        summary = " ".join(f"{k}={v}" for k, v in facts.items() if v not in (None, ""))
+    return FlowRow(seq, event.at, when, "", event.session_id, event.user, event.kind, 0,
+                   cut(summary, PREVIEW), json.dumps(facts, default=str), gap)
 
 
 class FlowLog:
@@ -131,6 +128,7 @@ class FlowLog:
         self._missed = 0
         self._rows: KeptRows[FlowRow] = KeptRows(max_rows)
         self._seq = 0
+        self._last_at: OrderedDict[str, float] = OrderedDict()
         self._samples: deque[tuple[float, int, int]] = deque()
 
     def fold(self, event: FlowEvent) -> bool:
@@ -143,8 +141,7 @@ class FlowLog:
         incoming.append(event)
         direction = event.direction
         if direction is not None and event.kind != "fault":
-            message = event.message
-            key = str(message.type) if message is not None else INVALID
+            key = frame_type(event)
             counts = self.counts
             if key in counts:
                 counts[key] += 1
@@ -179,7 +176,19 @@ class FlowLog:
         incoming = self._incoming
         while incoming:
             self._seq += 1
-            self._rows.add(make_row(self._seq, incoming.popleft()))
+            event = incoming.popleft()
+            self._rows.add(make_row(self._seq, event, self._gap(event)))
+
+    def _gap(self, event: FlowEvent) -> float | None:
+        """Seconds since the previous row of ``event``'s session (faults have none)."""
+        if event.kind == "fault":
+            return None
+        last_at = self._last_at
+        previous = last_at.pop(event.session_id, None)
+        last_at[event.session_id] = event.at
+        if len(last_at) > GAP_SESSIONS:
+            last_at.popitem(last=False)
+        return None if previous is None else max(0.0, event.at - previous)
 
     def rows(self, type: str = "", session: str = "", text: str = "") -> list[FlowRow]:
         """The kept rows, oldest first, that match every filter given.

@@ -137,5 +137,12 @@ class JsonProtocol(RawProtocol):
                             "JSON-compatible values, str or bytes") from None
         return Message(self.type_of(item), item)
 
+    def encode(self, message: Message) -> Encoded:
+        """A JSON value as its JSON text, a JSON string included; a ``text`` message (a
+        frame that was not JSON) and bytes go out as they are."""
+        if isinstance(message.data, str) and message.type != TEXT:
+            return Encoded(_encoder.encode(message.data), True)
+        return super().encode(message)
+
     def error_message(self, error: StreamError) -> Message:
         return Message("error", {"type": "error", **error.to_dict()})

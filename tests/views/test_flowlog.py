@@ -48,8 +48,8 @@ def test_a_row_has_time_direction_session_type_size_and_preview() -> None:
     log = FlowLog()
     log.fold(message_event("content", {"text": "hello"}, session="abc"))
     row = log.rows()[0]
-    _seq, when, direction, session, type, size, preview, user = row.cells()
-    assert (direction, session, type, user) == ("s2c", "abc", "content", None)
+    _seq, when, direction, session, type, size, preview, user, gap = row.cells()
+    assert (direction, session, type, user, gap) == ("s2c", "abc", "content", None, None)
     assert when == clock(1_700_000_000.25) and when.endswith(".250")
     assert size == len(row.json.encode()) and preview == '{"text":"hello"}'
     assert json.loads(row.pretty())["data"] == {"text": "hello"}
@@ -63,7 +63,7 @@ def test_invalid_frames_and_connection_events_get_rows() -> None:
     assert (invalid.type, invalid.preview, invalid.size) == (INVALID, "not json", 9)
     assert log.counts == {INVALID: 1}
     assert (close.type, close.direction) == ("close", "")
-    assert close.preview == "user=bob code=1011"
+    assert close.preview == "1011 internal error"
 
 
 def test_filters_by_type_session_and_text() -> None:
