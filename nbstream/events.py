@@ -27,6 +27,8 @@ Source = Literal["server", "client", "proxy"]
 
 TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 """WebSocket opcodes (RFC 6455 section 5.2), as :attr:`FlowEvent.opcode` carries them."""
+CONTROL_TYPES = {PING: "ping", PONG: "pong", CLOSE: "close"}
+"""The type a control frame's event shows as (it carries no message)."""
 
 
 class FlowEvent(msgspec.Struct, frozen=True):
@@ -91,7 +93,8 @@ class EventStream:
         """The kept events as a pandas DataFrame, one row per frame or event.
 
         Columns: ``at`` (wall-clock seconds), ``kind``, ``direction``, ``session``,
-        ``opcode``, ``type``, ``size``, ``payload``, ``detail``.
+        ``opcode``, ``type`` (the message's; ``ping``, ``pong`` or ``close`` for control
+        frames), ``size``, ``payload`` (str for text, bytes otherwise), ``detail``.
 
         Raises:
             RuntimeError: when the stream keeps nothing (call ``keep(10_000)`` first).
@@ -103,12 +106,15 @@ class EventStream:
 
         rows = [{"at": e.at, "kind": e.kind, "direction": e.direction,
                  "session": e.session_id, "opcode": e.opcode,
-                 "type": e.message.type if e.message is not None else None,
+                 "type": (e.message.type if e.message is not None
+                          else CONTROL_TYPES.get(e.opcode or 0)),
                  "size": e.size, "payload": e.payload, "detail": e.detail}
                 for e in list(self._kept)]
         columns = ["at", "kind", "direction", "session", "opcode", "type", "size",
                    "payload", "detail"]
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["opcode"] = frame["opcode"].astype("Int64")  # a missing opcode stays missing
+        return frame
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Start calling ``subscriber(event)``; returns the function that stops it."""

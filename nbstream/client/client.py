@@ -40,6 +40,7 @@ from nbstream.protocol import (
     MessageType,
     StreamClosed,
     StreamError,
+    new_id,
 )
 from nbstream.protocol.client_session import ClientSessionCore, SendDecision
 from nbstream.protocol.replies import ReplyStep, Until, request_step
@@ -80,8 +81,8 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         self.events = EventStream(keep=0 if self.protocol.resumable else KEEP_EVENTS)
         """Frames in and out of this client (see nbstream.events); ``to_frame()`` lists
         the last KEEP_EVENTS of them (nbstream protocol: after ``events.keep(n)``)."""
-        self.core = ClientSessionCore(send_buffer=options.send_buffer,
-                                      session_id=options.session_id)
+        self.core = ClientSessionCore(send_buffer=options.send_buffer, session_id=(
+            options.session_id or (None if self.protocol.resumable else new_id())))
         self.welcome: Message | None = None
         """The server's latest ``welcome`` (session, epoch, recovery), if it sent one."""
         self.reconnects = 0
@@ -110,7 +111,9 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
 
     @property
     def session_id(self) -> str | None:
-        """The session this client is in (from the server's welcome), if any."""
+        """The session this client is in (from the server's welcome), if any; with a
+        protocol that has no sessions, an id of this client's own (it names its rows in
+        ``client.events``, FlowView and recordings)."""
         return self.core.session_id
 
     @property
@@ -134,6 +137,10 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
     async def _open(self) -> None:
         """Open a WebSocket, authenticate if asked, read the welcome."""
         opened = await open_websocket(self._address(), self.options, self.protocol)
+        if self.events and not self.core.reconnecting:  # a reconnect shows as resumed
+            welcome = opened.welcome.data if opened.welcome is not None else {}
+            self.events.emit("open", "client", welcome.get("session_id") or self.session_id or "",
+                             detail={"subprotocol": opened.ws.subprotocol})
         self._ws = opened.ws
         if opened.welcome is not None:
             self.welcome = opened.welcome
@@ -158,8 +165,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         except ConnectionClosed as exc:
             closed = self._closed_error(exc)
             if not self._should_reconnect(closed):
-                self._closed = closed
-                raise closed from None
+                raise self._finish(closed) from None
             await self._reconnect(closed)
             return
         try:
@@ -234,8 +240,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
             closed = self._closed_error(None)
             self.core.write_failed(message, tracked=tracked)
             if not self._should_reconnect(closed):
-                self._closed = closed
-                raise closed
+                raise self._finish(closed)
             self._start_reconnect(closed)
 
     # -- async API ---------------------------------------------------------------------------
@@ -360,7 +365,7 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         if self._ws is not None:
             await self._ws.close()
             if self._closed is None:
-                self._closed = self._closed_error(None)
+                self._finish(self._closed_error(None))
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._aiter()

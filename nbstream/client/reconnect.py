@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from nbstream import wsinternals
 from nbstream.client.options import ConnectOptions
 from nbstream.events import PING, PONG, EventStream
 from nbstream.logs import redacting
@@ -56,7 +58,17 @@ class Reconnecting:
         if exc is not None and exc.rcvd is not None:
             code, reason = exc.rcvd.code, exc.rcvd.reason
             self.core.closed_by_server(code, reason)
+        elif exc is not None and exc.sent is not None:  # we closed; no answer came
+            code, reason = exc.sent.code, exc.sent.reason
         return StreamClosed(code, reason or "", self.core.last_error)
+
+    def _finish(self, closed: StreamClosed, *, emit: bool = True) -> StreamClosed:
+        """The connection is closed for good: remember why, show it as a ``close`` row."""
+        self._closed = closed
+        if emit and self.events:
+            self.events.emit("close", "client", self.session_id or "",
+                             detail={"code": closed.code, "reason": closed.reason})
+        return closed
 
     def _should_reconnect(self, closed: StreamClosed) -> bool:
         return not self._closing and self.core.should_reconnect(
@@ -107,8 +119,8 @@ class Reconnecting:
             return
         code, reason = core.last_close or (last.code, "")
         gave_up = f"gave up reconnecting: {last.reason or 'no answer'}"
-        self._closed = StreamClosed(code, f"{reason} ({gave_up})" if reason else gave_up,
-                                    last.error)
+        self._finish(StreamClosed(code, f"{reason} ({gave_up})" if reason else gave_up,
+                                  last.error), emit=False)  # the drop was shown already
 
     async def _resumed(self, abnormal: bool) -> None:
         """After a reconnect: report the recovery, send again what has no reply yet."""
@@ -134,20 +146,28 @@ class Reconnecting:
             while True:
                 await asyncio.sleep(interval)
                 started = self._loop.time()
+                payload = os.urandom(4)
                 if self.events:
                     self.events.emit("out", "client", self.session_id or "",
-                                     direction="c2s", opcode=PING)
-                pong = await ws.ping()
+                                     direction="c2s", opcode=PING, size=len(payload),
+                                     payload=payload)
+                pong = await ws.ping(payload)
                 try:
                     rtt = await asyncio.wait_for(pong, self.options.heartbeat_timeout)
                 except TimeoutError:
                     logger.info("%s: no pong within %g s; closing", self.url,
                                 self.options.heartbeat_timeout)
-                    await ws.close(CloseCode.INTERNAL_ERROR, "heartbeat timeout")
+                    try:  # a server that answers no ping will hardly answer the close
+                        await asyncio.wait_for(ws.close(CloseCode.INTERNAL_ERROR,
+                                                        "heartbeat timeout"),
+                                               self.options.heartbeat_timeout)
+                    except TimeoutError:
+                        wsinternals.abort(ws)
                     return
                 if self.events:
                     self.events.emit("in", "client", self.session_id or "",
-                                     direction="s2c", opcode=PONG,
+                                     direction="s2c", opcode=PONG, size=len(payload),
+                                     payload=payload,
                                      detail={"rtt": rtt or self._loop.time() - started})
                     self.events.emit("heartbeat", "client", self.session_id or "",
                                      detail={"rtt": rtt})

@@ -238,6 +238,9 @@ class Acceptor:
             else:
                 plan = plan_resume(session.history, session.epoch, position)
                 recovered, reason, frames = plan.recovered, plan.reason, plan.frames
+        if self.events:  # before the welcome: a timeline starts with its connection
+            self.events.emit("open", "server", session.id, user=session.user,
+                             detail={"resumed": last_id is not None, "recovered": recovered})
         if protocol.resumable and conn.ws.subprotocol == protocol.subprotocol:
             conn.send_control(Message(MessageType.WELCOME, {
                 "session_id": session.id,
@@ -257,9 +260,6 @@ class Acceptor:
         live.connection = conn
         self.registry.attached(live)
         live.start()
-        if self.events:
-            self.events.emit("open", "server", session.id, user=session.user,
-                             detail={"resumed": last_id is not None, "recovered": recovered})
         logger.debug("session %s (user %r) connected", session.id, session.user,
                      extra=session.log_fields)
 

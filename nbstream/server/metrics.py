@@ -15,10 +15,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from nbstream.backplane import BackplaneStats
-from nbstream.events import FlowEvent
+from nbstream.events import CONTROL_TYPES, FlowEvent
 from nbstream.protocol import CloseCode, MessageType
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_TYPE_LABELS = 64
+"""Message types counted under their own label; later ones count as ``other``."""
+OTHER_TYPE = "other"
 
 
 class _Live(Collector):
@@ -93,6 +96,7 @@ class ServerMetrics:
     def __init__(self, read_live: Callable[[], dict[str, float]],
                  read_backplane: Callable[[], BackplaneStats | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._types: set[str] = set()
         r = self.registry
         self.opened = Counter("nbstream_connections_opened", "Connections accepted.",
                               registry=r)
@@ -123,11 +127,14 @@ class ServerMetrics:
         """Fold one event into the counters (an EventStream subscriber)."""
         kind = event.kind
         if kind == "in" or kind == "out":
-            if event.message is not None:
-                self.messages.labels(kind, event.message.type).inc()
-                if kind == "out" and event.message.type == MessageType.ERROR:
-                    error = event.message.error
+            message = event.message
+            if message is not None:
+                self.messages.labels(kind, self._type_label(message.type)).inc()
+                if kind == "out" and message.type == MessageType.ERROR:
+                    error = message.error
                     self.errors.labels(error.code if error else "UNKNOWN").inc()
+            elif event.opcode in CONTROL_TYPES:  # a WebSocket ping or pong
+                self.messages.labels(kind, CONTROL_TYPES[event.opcode or 0]).inc()
             elif kind == "in":
                 self.messages.labels(kind, "invalid").inc()
             self.bytes.labels(kind).inc(event.size)
@@ -140,6 +147,17 @@ class ServerMetrics:
             self.closed.labels(str(code)).inc()
             if code == CloseCode.SLOW_CONSUMER:
                 self.slow_consumers.inc()
+
+    def _type_label(self, type_: str) -> str:
+        """``type_``, or ``other`` once MAX_TYPE_LABELS types are known: clients of the
+        json protocol name their own types, and each label is a time series kept forever."""
+        types = self._types
+        if type_ in types:
+            return type_
+        if len(types) < MAX_TYPE_LABELS:
+            types.add(type_)
+            return type_
+        return OTHER_TYPE
 
     def observe_eviction(self, bound: str) -> None:
         """Record one session ended early to keep a bound ("ttl", "sessions", "user",

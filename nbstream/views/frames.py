@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from nbstream.events import BINARY, CLOSE, PING, PONG, FlowEvent
+from nbstream.events import BINARY, CLOSE, CONTROL_TYPES, FlowEvent
 from nbstream.protocol import CloseCode, encode
 
 MAX_DETAIL = 16_000
@@ -31,7 +31,6 @@ INVALID = "invalid"
 FRAME = "frame"
 """The type shown for a frame whose content the source did not keep."""
 
-_CONTROL = {PING: "ping", PONG: "pong", CLOSE: "close"}
 _CODE_NAMES = {int(code): code.name.lower().replace("_", " ") for code in CloseCode}
 _CODE_NAMES.update({1002: "protocol error", 1003: "unsupported data", 1005: "no status",
                     1006: "abnormal closure", 1007: "invalid payload", 1010: "missing extension",
@@ -99,7 +98,7 @@ def control_frame(event: FlowEvent) -> FrameText:
     detail = event.detail or {}
     payload = event.payload if isinstance(event.payload, bytes) else (
         event.payload.encode() if isinstance(event.payload, str) else b"")
-    kind = _CONTROL[event.opcode or 0]
+    kind = CONTROL_TYPES[event.opcode or 0]
     if event.opcode == CLOSE:
         preview = close_text(detail.get("code"), detail.get("reason"))
     else:
@@ -152,8 +151,8 @@ def frame_type(event: FlowEvent) -> str:
     if message is not None:
         return str(message.type)
     opcode = event.opcode
-    if opcode in _CONTROL:
-        return _CONTROL[opcode]
+    if opcode in CONTROL_TYPES:
+        return CONTROL_TYPES[opcode]
     detail = event.detail
     if detail is not None and ("error" in detail or "raw" in detail):
         return INVALID
@@ -165,6 +164,6 @@ def frame_type(event: FlowEvent) -> str:
 
 def frame_text(event: FlowEvent) -> FrameText:
     """What a row shows of a frame event (``in``/``out``, a direction set)."""
-    if event.opcode in _CONTROL:
+    if event.opcode in CONTROL_TYPES:
         return control_frame(event)
     return data_frame(event)
