@@ -178,6 +178,8 @@ class LiveSession:
             end = protocol.end_of_reply(request)
             if end is not None:
                 await self.send(end)
+            elif self.connection is not None:  # the reply is whole: out now, as an end goes
+                self.connection.outbox.flush()
         except asyncio.CancelledError:
             raise
         except Exception:
