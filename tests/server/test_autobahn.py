@@ -20,9 +20,11 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from tests.conftest import ServerFactory
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).parent / "data" / "autobahn-quick.json"
-WSTEST = Path(os.environ.get("WSTEST_VENV", ROOT / ".ci" / "wstest-venv")) / "bin" / "wstest"
+VENV = os.environ.get("WSTEST_VENV") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nbstream-wstest"
+"""Where .ci/setup-wstest builds wstest (the same default)."""
+WSTEST = Path(VENV) / "bin" / "wstest"
 CASES = 247
 RACY = {"4.1.5", "4.2.5"}
 """A text message, then at once (byte by byte) a frame with a reserved opcode: the echo

@@ -179,3 +179,9 @@ async def test_stop_lets_replies_finish_then_closes_with_1001(start_server: Serv
         report = await asyncio.wait_for(stopping, TIMEOUT)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert report.cut == [] and len(report.finished) == 1 and report.closed == 1
+
+
+@pytest.mark.parametrize("protocol", PLAIN)
+async def test_the_agent_speaks_only_nbstream_and_says_so(protocol: str) -> None:
+    with pytest.raises(ValueError, match="'agent' handler speaks the nbstream protocol"):
+        await nbstream.aserve("agent", protocol=protocol)
