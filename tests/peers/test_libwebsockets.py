@@ -11,7 +11,7 @@ import nbstream
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
 from tests.conftest import TIMEOUT, eventually
-from tests.peers.inspect import raw_load_test
+from tests.peers.checks import raw_load_test
 from tests.peers.processes import libwebsockets_echo
 
 

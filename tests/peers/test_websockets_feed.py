@@ -13,7 +13,7 @@ from nbstream.protocol import Message
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
 from tests.conftest import TIMEOUT, eventually
-from tests.peers.inspect import raw_load_test
+from tests.peers.checks import raw_load_test
 from tests.peers.market_feed import market_feed
 
 
