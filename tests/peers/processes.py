@@ -59,7 +59,7 @@ async def node_ws_server() -> AsyncIterator[str]:
 
 
 def _build_lws_echo() -> Path | None:
-    from benchmarks.loadgen import build_c_echo  # the benchmarks' own C echo
+    from benchmarks.servers import build_c_echo  # the benchmarks' own C echo
 
     return build_c_echo()
 

@@ -11,8 +11,9 @@ import nbstream
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
 from tests.conftest import TIMEOUT, eventually
-from tests.peers.checks import raw_load_test
+from tests.peers.checks import raw_load_test, two_step_load_test
 from tests.peers.processes import libwebsockets_echo
+from tests.peers.test_node_ws import text_then_binary
 
 
 async def test_raw_frames_round_trip_and_show_in_flowview(comms: CommLog) -> None:
@@ -44,3 +45,9 @@ async def test_raw_load_test(payload: str | bytes) -> None:
     async with libwebsockets_echo() as url:
         result = await raw_load_test(url, payload, connections=8)
     assert (result.messages["bytes_in"] == result.messages["bytes_out"]).all()
+
+
+async def test_a_two_step_scenario_with_checks() -> None:
+    async with libwebsockets_echo() as url:
+        await two_step_load_test(url, text_then_binary, "raw", ["text", "binary"],
+                                 ["text echoed", "binary echoed"])

@@ -8,10 +8,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 import nbstream
+from nbstream.loadtest import User
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
 from tests.conftest import TIMEOUT, eventually
-from tests.peers.checks import raw_load_test
+from tests.peers.checks import raw_load_test, two_step_load_test
 from tests.peers.processes import node_ws_server
 
 
@@ -67,3 +68,29 @@ async def test_raw_load_test(payload: str | bytes) -> None:
         result = await raw_load_test(url, payload)
     sizes = result.messages["bytes_in"]
     assert (sizes == result.messages["bytes_out"]).all()  # an echo, frame for frame
+
+
+async def sum_then_time(user: User) -> None:
+    """Two JSON requests of the Node server, each timed and checked."""
+    [total] = await user.request({"type": "sum", "values": [user.iteration, 0.5]},
+                                 name="sum")
+    user.check("sum adds up", total.data == {"type": "sum", "total": user.iteration + 0.5})
+    [now] = await user.request({"type": "time"}, name="time")
+    user.check("a time", now.type == "time" and now.data["now"] > 0)
+
+
+async def text_then_binary(user: User) -> None:
+    """Two raw echoes, a text and a binary frame, each timed and checked."""
+    text = f"user {user.index} iteration {user.iteration}"
+    [echoed] = await user.request(text, name="text")
+    user.check("text echoed", echoed.data == text)
+    [binary] = await user.request(text.encode(), name="binary")
+    user.check("binary echoed", (binary.type, binary.data) == ("binary", text.encode()))
+
+
+async def test_two_step_scenarios_with_checks() -> None:
+    async with node_ws_server() as url:
+        await two_step_load_test(url, sum_then_time, "json", ["sum", "time"],
+                                 ["sum adds up", "a time"])
+        await two_step_load_test(url, text_then_binary, "raw", ["text", "binary"],
+                                 ["text echoed", "binary echoed"])

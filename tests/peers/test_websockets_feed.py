@@ -9,11 +9,12 @@ from collections.abc import Callable
 import pytest
 
 import nbstream
+from nbstream.loadtest import User
 from nbstream.protocol import Message
 from nbstream.views import FlowView
 from nbstream.views.commlog import CommLog
 from tests.conftest import TIMEOUT, eventually
-from tests.peers.checks import raw_load_test
+from tests.peers.checks import raw_load_test, two_step_load_test
 from tests.peers.market_feed import market_feed
 
 
@@ -73,3 +74,23 @@ async def test_raw_load_test_against_the_feed(payload: str) -> None:
     async with market_feed() as url:
         result = await raw_load_test(url, payload)
     assert (result.messages["bytes_in"] > 40).all()  # a quote came back each time
+
+
+async def subscribe_then_unsubscribe(user: User) -> None:
+    """Subscribe (an ack, then a first quote), unsubscribe (quotes until the ack)."""
+    symbol = f"S{user.index}"
+    async with user.step("subscribe"):
+        ack = (await user.client.arequest({"type": "subscribe", "symbol": symbol}))[0]
+        quote = await user.client.arecv()
+    user.check("subscribed", ack.type == "subscribed" and ack.data["symbol"] == symbol)
+    user.check("price positive", quote.type == "quote" and quote.data["price"] > 0)
+    replies = await user.request({"type": "unsubscribe", "symbol": symbol},
+                                 until=is_type("unsubscribed"), name="unsubscribe")
+    user.check("only its own quotes", all(m.data["symbol"] == symbol for m in replies))
+
+
+async def test_a_two_step_scenario_with_checks() -> None:
+    async with market_feed() as url:
+        await two_step_load_test(url, subscribe_then_unsubscribe, "json",
+                                 ["subscribe", "unsubscribe"],
+                                 ["subscribed", "price positive", "only its own quotes"])
