@@ -212,9 +212,11 @@ class Connection:
         if self.live is not None:
             self.live.session.count_out(len(encoded.data))
         if self.events:
+            data = encoded.data
             self.events.emit("out", "server", self.session_id, direction="s2c",
-                             message=message, size=len(encoded.data), user=self.user,
-                             opcode=TEXT if encoded.text else BINARY)
+                             message=message, size=len(data), user=self.user,
+                             opcode=TEXT if encoded.text else BINARY,
+                             payload=data.decode(errors="replace") if encoded.text else data)
         self.outbox.put(encoded, urgent=True)
 
     def _report_now(self, error: StreamError) -> None:
