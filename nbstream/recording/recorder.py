@@ -45,6 +45,8 @@ class Recorder:
         self.events = EventStream()
         """The recorded events as they arrive (live recordings), for views."""
         self._stops: list[Callable[[], None]] = []
+        self._opens: dict[str, FlowEvent] = {}
+        """Open events of sessions that have no frame yet."""
         self._lock = threading.Lock()
 
     # -- recording live ----------------------------------------------------------------------
@@ -73,21 +75,30 @@ class Recorder:
         self._stops.append(events.subscribe(on_event))
 
     def _note(self, event: FlowEvent, name: str, frame: Frame | None, url: str | None) -> None:
+        """Keep what ``event`` says about its session. A session is listed from its
+        first frame on (a fault proxy names a connection ``proxy-N`` when it opens and
+        by its nbstream session once the welcome passed)."""
         info = self.info.get(name)
         if info is None:
+            if frame is None:
+                if event.kind == "open":
+                    self._opens[name] = event
+                return
             with self._lock:
                 info = self.info.setdefault(name, SessionInfo(name, url=url))
+            opened = self._opens.pop(name, None)
+            if opened is not None:
+                info.opened, info.user = opened.at, opened.user
         if event.kind == "open" and info.opened is None:
-            info.opened, info.user = event.at, event.user
-        elif event.user is not None and info.user is None:
+            info.opened = event.at
+        if event.user is not None and info.user is None:
             info.user = event.user
         if frame is None:
             return
         if frame.close_code is not None or event.kind == "close":
             info.closed, info.close_code = frame.at, frame.close_code
             info.close_reason = frame.payload if isinstance(frame.payload, str) else None
-        elif (info.subprotocol is None and frame.type == "welcome" and frame.direction == "s2c"
-              and self.protocol == "nbstream"):
+        elif info.subprotocol is None and _nbstream_welcome(frame):
             info.subprotocol = SUBPROTOCOL  # nbstream welcomes clients that offer it
 
     def add(self, frame: Frame) -> None:
@@ -122,3 +133,11 @@ class Recorder:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+
+def _nbstream_welcome(frame: Frame) -> bool:
+    """Whether ``frame`` is an nbstream server's welcome (sent to clients that offered
+    the nbstream subprotocol)."""
+    payload = frame.payload
+    return frame.type == "welcome" and frame.direction == "s2c" and isinstance(payload, str) \
+        and '"session_id"' in payload and '"epoch"' in payload

@@ -112,3 +112,27 @@ def test_a_recording_shows_what_it_is() -> None:
     assert rec.frame.empty and rec.sessions.empty and len(rec) == 0
     with pytest.raises(KeyError, match="no session 'x'"):
         rec.select("x")
+
+
+async def test_recording_a_fault_proxy_sees_both_directions_and_its_faults_change_them(
+        start_server: ServerFactory) -> None:
+    server = await start_server("echo")
+    proxy = await nbstream.aproxy(server, seed=1)
+    try:
+        with nbstream.record(proxy) as rec:
+            client = await nbstream.aconnect(proxy.url)
+            await client.achat("through the proxy")
+            proxy.add("drop", direction="down", match="content")
+            replies = await client.achat("its answer is lost on the way")
+            assert [m.type for m in replies] == ["end"]
+            await client.aclose()
+            await eventually(lambda: any(f.opcode == CLOSE for f in rec.frames))
+    finally:
+        await proxy.astop()
+    assert rec.source == f"proxy {proxy.url}"
+    [name] = rec.info
+    assert name == client.session_id and rec.info[name].subprotocol == "nbstream.v1"
+    kinds = [(f.direction, f.type) for f in rec.frames if f.is_data]
+    assert kinds[:4] == [("s2c", "welcome"), ("c2s", "chat"), ("s2c", "content"),
+                         ("s2c", "end")]
+    assert kinds[4:] == [("c2s", "chat"), ("s2c", "end")]  # what passed the proxy
