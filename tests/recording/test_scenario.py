@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import nbstream
-from nbstream import Message, Recording, Session
+from nbstream import Message, Recording, Session, wire
 from tests.conftest import ServerFactory
 from tests.recording.helpers import recording, text
 
@@ -92,7 +92,7 @@ def test_heartbeats_and_auth_are_left_to_the_client() -> None:
     rec = recording(text(0, "c2s", '{"type":"auth","data":{"token":"t"}}'),
                     text(0.1, "c2s", '{"type":"pong","data":{"ping_id":"p"}}'))
     user = StandInUser(None, 0)  # type: ignore[arg-type]
-    user.client = type("C", (), {"protocol": nbstream.wire.create("nbstream")})()  # type: ignore[assignment]
+    user.client = type("C", (), {"protocol": wire.create("nbstream")})()  # type: ignore[assignment]
     asyncio.run(rec.to_scenario()(user))
     assert user.log == [("step", "session s1")]
 
