@@ -11,7 +11,7 @@ replaced by another at the same place is ``changed``; aligned frames more than
   skipped when either recording was replayed with timing ``fast`` or ``wait``;
 * a server frame (s2c): seconds after the client frame that preceded it in the first
   recording (the n-th client frame, on both sides): how long the server took, not
-  scaled.
+  scaled; skipped for ``fast`` replays, whose replies queue behind each other.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def diff(mine: Recorder, other: Recorder, *, tolerance: float,
     import pandas as pd
 
     ignored = VOLATILE if ignore is None else frozenset(ignore)
-    timed = all(r.meta.get("timing", "original") == "original" for r in (mine, other))
+    timings = {r.meta.get("timing", "original") for r in (mine, other)}
+    timed = {"c2s": timings == {"original"}, "s2c": "fast" not in timings}
     rows: list[dict[str, Any]] = []
     names = list(dict.fromkeys([*mine.info, *other.info,
                                 *(f.session for f in mine.frames),
@@ -60,7 +61,7 @@ def diff(mine: Recorder, other: Recorder, *, tolerance: float,
             a = _Side(mine, mine_frames.get(name, []), direction, ignored)
             b = _Side(other, other_frames.get(name, []), direction, ignored)
             rows.extend(_compare(name, direction, a, b, tolerance,
-                                 timed or direction == "s2c"))
+                                 timed[direction]))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("index", "other_index"):
         frame[column] = frame[column].astype("Int64")
