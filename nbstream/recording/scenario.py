@@ -3,7 +3,8 @@
 User ``i`` plays session ``i % n``: it waits each send's think time, sends it, and
 when the session had replies to it, waits for them as a timed request (named after
 the message's type), so ``load_test(target, scenario=rec.to_scenario(), ...)`` reports
-per-type latencies. With the nbstream protocol the client speaks envelopes itself:
+per-type latencies; the whole session is step ``session`` (``session NAME`` when the
+recording has several). With the nbstream protocol the client speaks envelopes itself:
 recorded envelopes are sent again without their ``id`` and ``timestamp``, a ``chat``
 waits for its ``end``, and heartbeat and ``auth`` frames are left to the client
 (``token=``). Other protocols send the recorded frames as they are.
@@ -46,7 +47,7 @@ def scenario_of(recorder: Recorder, *, speed: float, think: bool) -> Scenario:
         """Play recorded session ``user.index % n`` (n: the recording's sessions)."""
         script = plan[user.index % len(plan)]
         envelope = getattr(user.client.protocol, "name", None) == "nbstream"
-        async with user.step(f"session {script.session}"):
+        async with user.step("session" if len(plan) == 1 else f"session {script.session}"):
             await _play(user, script, envelope, speed if think else None)
 
     play_recording.__qualname__ = play_recording.__name__ = "play_recording"
