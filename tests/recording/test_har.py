@@ -133,6 +133,7 @@ def test_a_binary_file_is_not_a_har(tmp_path: Path) -> None:
     ({"type": "send", "time": T, "opcode": 2, "data": "%%%not base64"}, ["not valid base64"]),
     ({"type": "sideways", "time": T, "opcode": 1, "data": "x"}, ["type 'sideways'"]),
     ({"type": "send", "time": "soon", "opcode": 1, "data": "x"}, ["time 'soon'"]),
+    ({"type": "send", "time": float("nan"), "opcode": 1, "data": "x"}, ["time nan"]),
     ({"type": "send", "time": T, "opcode": 1, "data": 5}, ["data is int"]),
     ("just a string", ["is str, not an object"]),
 ])
