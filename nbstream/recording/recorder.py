@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Self
 
+import msgspec
+
 from nbstream.events import EventStream, FlowEvent
 from nbstream.protocol import SUBPROTOCOL
 from nbstream.recording.frames import Frame, SessionInfo, TypeNamer, frame_of
@@ -43,7 +45,8 @@ class Recorder:
         self.problems: list[str] = []
         """What a lenient load (``strict=False``) skipped, one line each."""
         self.events = EventStream()
-        """The recorded events as they arrive (live recordings), for views."""
+        """The recorded events as they arrive (live recordings), under the recording's
+        session names, for views."""
         self._stops: list[Callable[[], None]] = []
         self._opens: dict[str, FlowEvent] = {}
         """Open events of sessions that have no frame yet."""
@@ -70,7 +73,8 @@ class Recorder:
             if frame is not None:
                 self._frames.append(frame)
             if self.events and (frame is not None or event.kind == "open"):
-                self.events.publish(event)
+                self.events.publish(event if event.session_id == name else
+                                    msgspec.structs.replace(event, session_id=name))
 
         self._stops.append(events.subscribe(on_event))
 
