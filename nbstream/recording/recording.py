@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbstream.client import Client
-from nbstream.events import TEXT, EventStream
-from nbstream.recording import compare, files, har, replayer, scenario
+from nbstream.events import TEXT, EventStream, FlowEvent
+from nbstream.recording import compare, files, har, playback, replayer, scenario
 from nbstream.recording.frames import COLUMNS, Frame, SessionInfo
 from nbstream.recording.recorder import Recorder
 from nbstream.recording.replayer import Timing
@@ -94,6 +94,10 @@ class Recording(Recorder):
     def duration(self) -> float:
         """Seconds from :attr:`start` to the last frame."""
         return max((f.at for f in self._frames), default=self.start) - self.start
+
+    def flow_events(self) -> list[FlowEvent]:
+        """The frames as the flow events a server would have published (for views)."""
+        return playback.flow_events(self)
 
     def select(self, sessions: str | Sequence[str] | None) -> Recording:
         """A recording of only ``sessions`` (one name or several; None: all of them).
