@@ -244,7 +244,8 @@ def record(source: Server | Client | Any) -> Recording:
     A server publishes its frames only while someone records or watches, so recording
     costs nothing before this call. A client's recording starts with the welcome that
     opened its session (stamped at the recording's start), so that it replays whole;
-    its frames from before are in ``client.events.to_frame()``.
+    its frames from before are in ``client.events.to_frame()`` if it kept them
+    (``client.events.keep(n)``).
 
     Raises:
         TypeError: for a source without an event stream.

@@ -1,6 +1,6 @@
-"""to_scenario(): each user plays a recorded session with its think times, waiting for
-replies. Until load_test(scenario=...) is on main (issue 11) the scenario is driven by
-a stand-in user with the contract's members, on a real client and server."""
+"""to_scenario(), user by user: a stand-in with the members of nbstream.loadtest.User
+logs what the scenario asks of it, on a real client and server (test_scenario_load.py
+runs it under load_test itself)."""
 
 from __future__ import annotations
 
