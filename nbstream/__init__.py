@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         start_load_test,
     )
     from nbstream.protocol import ErrorCode, Message, MessageType, Session, Severity, StreamError
+    from nbstream.recording import Recording, record
     from nbstream.running import stop_all
     from nbstream.server import ConnectionInfo, Server, ServerOptions, ShutdownReport, aserve, serve
     from nbstream.views import FlowView, LoadTestView, ProxyView, ServerView
@@ -63,6 +64,8 @@ _EXPORTS = {
     "MessageType": "nbstream.protocol",
     "proxy": "nbstream.faults",
     "ProxyView": "nbstream.views",
+    "record": "nbstream.recording",
+    "Recording": "nbstream.recording",
     "run_in_thread": "nbstream.handlers",
     "serve": "nbstream.server",
     "Server": "nbstream.server",
@@ -94,6 +97,7 @@ __all__ = [
     "Message",
     "MessageType",
     "ProxyView",
+    "Recording",
     "Server",
     "ServerOptions",
     "ServerView",
@@ -109,6 +113,7 @@ __all__ = [
     "connect",
     "load_test",
     "proxy",
+    "record",
     "run_in_thread",
     "serve",
     "start_load_test",

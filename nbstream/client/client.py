@@ -145,6 +145,9 @@ class Client(SyncTwins, Reconnecting, SocketTurns):
         if opened.welcome is not None:
             self.welcome = opened.welcome
             self.core.welcomed(opened.welcome.data)
+            if self.events:  # a frame received like any other (recordings keep it)
+                self.events.emit("in", "client", self.session_id or "", direction="s2c",
+                                 message=opened.welcome, opcode=TEXT)
         for message in opened.early:
             self._deliver(message, 0)
         if not self.protocol.in_band_heartbeat and self.options.heartbeat_interval:

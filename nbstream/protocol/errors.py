@@ -66,6 +66,9 @@ class ErrorCode(enum.StrEnum):
     PROTOCOL_ERROR = "PROTOCOL_ERROR"
     """Raised by a client: the *server* sent something that breaks the protocol (a
     malformed envelope). INVALID_MESSAGE is the server's word for a client's bad frame."""
+    INVALID_RECORDING = "INVALID_RECORDING"
+    """Raised when reading a recording or a HAR file that cannot be read; ``details``
+    name the file, entry, message or line."""
 
 
 class _Default(NamedTuple):
@@ -104,6 +107,8 @@ _DEFAULTS: dict[ErrorCode, _Default] = {
         "could not recover every missed message", Severity.ERROR, True, None),
     ErrorCode.PROTOCOL_ERROR: _Default(
         "the peer broke the protocol", Severity.ERROR, False, None),
+    ErrorCode.INVALID_RECORDING: _Default(
+        "not a recording nbstream can read", Severity.ERROR, True, None),
 }
 
 

@@ -1,6 +1,7 @@
 // The browser side of nbstream.FlowView. It only draws what the model holds
-// (rows_json, counts, rates, detail) and writes the user's choices (filters, pause,
-// follow, selected row) back to the model; Python does all filtering.
+// (rows_json, counts, rates, detail, a recording's position) and writes the user's
+// choices (filters, pause, follow, selected row, play, seek, speed) back to the model;
+// Python does all filtering and replaying.
 // Colours are CSS classes (flow.css): the theme decides the shade, never this file.
 
 const PALETTE = {
@@ -22,6 +23,7 @@ const EXTRA = 8;
 const ARROWS = { c2s: "C→S", s2c: "S→C", "": "" };
 const CONNECTION_KINDS = ["open", "close", "refused"];
 const LANE_ROWS = 18;
+const SPEEDS = [0.25, 0.5, 1, 2, 4, 10];
 const LANE_SESSIONS = 4;
 
 // The CSS class that colours a type: its own, or one of EXTRA others picked by a hash.
@@ -152,6 +154,13 @@ function render({ model, el }) {
         <button class="nbs-pause"></button>
         <label><input class="nbs-follow" type="checkbox" /> follow</label>
       </div>
+      <div class="nbs-replay">
+        <button class="nbs-play"></button>
+        <input class="nbs-scrub" type="range" min="0" step="any" title="Go to any moment" />
+        <span class="nbs-position"></span>
+        <select class="nbs-speed" title="Speed">${SPEEDS.map((v) =>
+          `<option value="${v}">${v}×</option>`).join("")}</select>
+      </div>
       <div class="nbs-body">
         <div class="nbs-table-wrap">
           <table class="nbs-table">
@@ -219,6 +228,21 @@ function render({ model, el }) {
     }
   }
 
+  // A finished recording: play, pause, scrub, speed. Hidden for live sources.
+  let scrubbing = false;
+  function drawReplay() {
+    const duration = model.get("duration");
+    $(".nbs-replay").style.display = duration > 0 ? "flex" : "none";
+    if (duration <= 0) return;
+    const scrub = $(".nbs-scrub");
+    scrub.max = String(duration);
+    if (!scrubbing) scrub.value = String(model.get("position"));
+    $(".nbs-position").textContent =
+      `${Number(scrub.value).toFixed(2)} / ${duration.toFixed(2)} s`;
+    $(".nbs-play").textContent = model.get("playing") ? "■ stop" : "▶ play";
+    $(".nbs-speed").value = String(model.get("speed"));
+  }
+
   function drawDetail() {
     const detail = model.get("detail");
     const box = $(".nbs-detail");
@@ -245,6 +269,14 @@ function render({ model, el }) {
     choose("selected", seq === model.get("selected") ? -1 : seq);
   });
   $(".nbs-text").value = model.get("text_filter");
+  $(".nbs-play").addEventListener("click", () => choose("playing", !model.get("playing")));
+  $(".nbs-speed").addEventListener("change", (e) => choose("speed", Number(e.target.value)));
+  $(".nbs-scrub").addEventListener("input", (e) => {
+    scrubbing = true;
+    choose("seek_to", Number(e.target.value));
+    drawReplay();
+  });
+  $(".nbs-scrub").addEventListener("change", () => { scrubbing = false; });
 
   const onHead = () => drawHead();
   let drawing = false;  // rows_json, kept and dropped change together: draw once
@@ -256,6 +288,8 @@ function render({ model, el }) {
   const onFollow = () => { if (model.get("follow")) wrap.scrollTop = wrap.scrollHeight; };
   const onSelected = () => drawSelected();
   const onDetail = () => drawDetail();
+  const onReplay = () => drawReplay();
+  const replays = ["change:duration", "change:position", "change:playing", "change:speed"];
   const heads = ["change:total", "change:rates", "change:counts", "change:sessions",
     "change:session_users", "change:type_filter", "change:session_filter", "change:paused",
     "change:follow", "change:title"];
@@ -265,15 +299,18 @@ function render({ model, el }) {
   model.on("change:selected", onSelected);
   model.on("change:follow", onFollow);
   model.on("change:detail", onDetail);
+  replays.forEach((name) => model.on(name, onReplay));
   drawHead();
   drawRows();
   drawDetail();
+  drawReplay();
   return () => {
     heads.forEach((name) => model.off(name, onHead));
     bodies.forEach((name) => model.off(name, onRows));
     model.off("change:selected", onSelected);
     model.off("change:follow", onFollow);
     model.off("change:detail", onDetail);
+    replays.forEach((name) => model.off(name, onReplay));
   };
 }
 

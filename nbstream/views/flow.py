@@ -5,6 +5,9 @@ per message: time, direction, session, type, size and a preview; click a row for
 its whole JSON. It subscribes to ``source.events``, folds each event into a
 :class:`~nbstream.views.flowlog.FlowLog` and pushes to the browser at most about
 ten times a second, so it never slows the stream it watches by much.
+
+On a recording it shows what was recorded, then follows a live one; a finished one
+gets a play button and a time scrubber (:mod:`nbstream.views.playing`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import traitlets as t
 
 from nbstream import runtime
 from nbstream.events import EventStream, FlowEvent
+from nbstream.recording import Recording
+from nbstream.recording.playback import Playback
 from nbstream.views.flowlog import FlowLog, FlowRow
+from nbstream.views.playing import PlaybackDriver
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
 
 _HERE = Path(__file__).parent
@@ -40,12 +46,15 @@ class EventSource(Protocol):
 
 
 class FlowView(anywidget.AnyWidget):
-    """Live message inspector for a ``Server``, a ``Client`` or a running ``LoadTest``.
+    """Live message inspector for a ``Server``, a ``Client``, a running ``LoadTest`` or
+    a ``Recording``.
 
     Display it as a cell's last expression. Filter by type, session or text, pause
     to read, click a row to see its JSON. The lane picture on the right draws the
     last messages as arrows between clients and server when at most four sessions
-    are in view. Call :meth:`close` when done: it stops listening.
+    are in view. On a finished recording, **play** draws the flow again at ``speed``
+    and the scrubber jumps to any moment (``view.seek(seconds)``, ``view.playing =
+    True`` from code). Call :meth:`close` when done: it stops listening.
 
     Args:
         source: What to watch; anything with an ``events`` stream.
@@ -84,6 +93,16 @@ class FlowView(anywidget.AnyWidget):
     """Sequence number of the clicked row, -1 for none."""
     detail = t.Unicode("").tag(sync=True)
     """The whole JSON of the selected row."""
+    duration = t.Float(0.0).tag(sync=True)
+    """Seconds a finished recording lasts (0: a live source, no play controls)."""
+    position = t.Float(0.0).tag(sync=True)
+    """Seconds into the recording shown so far (a finished recording)."""
+    playing = t.Bool(False).tag(sync=True)
+    """True while a finished recording plays; set it to play or pause."""
+    speed = t.Float(1.0).tag(sync=True)
+    """How much faster than recorded it plays."""
+    seek_to = t.Float(-1.0).tag(sync=True)
+    """Where the scrubber asks to go (seconds); -1 once done."""
 
     def __init__(self, source: EventSource, *, max_rows: int = 200,
                  interval: float = DEFAULT_INTERVAL, title: str | None = None,
@@ -93,13 +112,68 @@ class FlowView(anywidget.AnyWidget):
         self._shown: list[FlowRow] = []
         self._unsubscribe: Callable[[], None] = _nothing
         self._throttle = Throttle(runtime.home_loop(), self._flush, interval)
-        url = getattr(source, "url", "")
+        self._driver: PlaybackDriver | None = None
+        url = getattr(source, "url", "") or getattr(source, "source", "")
         super().__init__(title=title if title is not None else
                          f"{type(source).__name__} {url}".strip(), **kwargs)
-        self._unsubscribe = source.events.subscribe(self._on_event)
         self.observe(self._on_choice,
                      names=["type_filter", "session_filter", "text_filter", "paused"])
         self.observe(self._on_select, names=["selected"])
+        if isinstance(source, Recording):
+            self._show_recording(source)
+        if self._driver is None:
+            self._unsubscribe = source.events.subscribe(self._on_event)
+
+    def _show_recording(self, recording: Recording) -> None:
+        """What was recorded so far; a finished recording gets a scrubber and play."""
+        events = recording.flow_events()
+        if recording.live:
+            self._fold(events)
+            return
+        playback = Playback(events, self.speed)
+        self._driver = PlaybackDriver(playback, self._throttle.loop, self._restart, self._fold,
+                                      self._finished)
+        self.duration = self.position = playback.duration
+        self._fold(events)
+        self.observe(self._on_seek, names=["seek_to"])
+        self.observe(self._on_play, names=["playing"])
+        self.observe(self._on_speed, names=["speed"])
+
+    def seek(self, seconds: float) -> None:
+        """Show a finished recording as it stood ``seconds`` in (the scrubber's job)."""
+        if self._driver is not None:
+            self._driver.seek(seconds)
+
+    def _fold(self, events: list[FlowEvent]) -> None:
+        shown = False
+        for event in events:
+            shown = self.flow_log.fold(event) or shown
+        if shown:
+            self._throttle.poke()
+
+    def _restart(self) -> None:
+        self.flow_log = FlowLog(self.flow_log.max_rows)
+        self._throttle.poke()
+
+    def _finished(self) -> None:
+        self.playing = False
+
+    def _on_seek(self, change: Any) -> None:
+        if change["new"] >= 0:
+            self.seek(change["new"])
+            self.seek_to = -1.0
+
+    def _on_play(self, change: Any) -> None:
+        assert self._driver is not None
+        if change["new"]:
+            self._driver.play()
+        else:
+            self._driver.pause()
+
+    def _on_speed(self, change: Any) -> None:
+        assert self._driver is not None
+        if change["new"] > 0:
+            self._driver.playback.speed = change["new"]
 
     @property
     def rows(self) -> list[list[Any]]:
@@ -119,6 +193,8 @@ class FlowView(anywidget.AnyWidget):
         log = self.flow_log
         c2s, s2c = log.rates(time.monotonic())
         with self.hold_sync():
+            if self._driver is not None:
+                self.position = round(self._driver.playback.position, 3)
             self.total = log.total
             self.counts = dict(log.counts)
             self.rates = [round(c2s, 1), round(s2c, 1)]
@@ -144,6 +220,8 @@ class FlowView(anywidget.AnyWidget):
         if hasattr(self, "_throttle"):  # not there when __init__ failed early
             self._unsubscribe()
             self._throttle.close()
+            if self._driver is not None:
+                self._driver.close()
         super().close()
 
     def __repr__(self) -> str:

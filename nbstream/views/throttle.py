@@ -49,6 +49,11 @@ class Throttle:
         self._handle: asyncio.TimerHandle | None = None
         self._last = -math.inf
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the flushes run on (the view's)."""
+        return self._loop
+
     def poke(self) -> None:
         """Ask for a flush. Costs one attribute test while one is due; any thread."""
         if self._due or self._closed:

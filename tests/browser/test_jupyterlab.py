@@ -3,10 +3,11 @@
 One JupyterLab server and one browser page serve all notebooks (about 15 s each). For
 each notebook: run every cell but the clean-up one by one, as Shift-Enter does
 (JupyterLab's "run all" left cells unrun here); then, with the kernel idle, check what
-a student would see: no stderr or traceback, no broken image, the plot drawn; click a
-FlowView row and measure the rendered contrast of what the row shows (text and type
-colours against the actual background), in the light and in the dark theme; then run
-the clean-up and check it stopped everything. Screenshots go to ``test-artifacts/``.
+a student would see: no stderr or traceback, no broken image, the plot drawn, a
+recording played again; click a FlowView row and measure the rendered contrast of what
+the row shows (text and type colours against the actual background), in the light and
+in the dark theme; then run the clean-up and check it stopped everything. Screenshots
+go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -232,6 +233,31 @@ def check_load_test_plots(page: Any) -> None:
     set_theme(page, "light")
 
 
+def check_replay(page: Any) -> None:
+    """A finished recording's FlowView: the scrubber goes back in time, play draws the
+    flow again at the chosen speed and stops at the end."""
+    flows = page.locator(".nbs-flow")
+    flow = next(flows.nth(i) for i in range(flows.count())
+                if flows.nth(i).locator(".nbs-replay").is_visible())
+    flow.scroll_into_view_if_needed()
+    total = flow.locator(".nbs-total")
+    everything = int(str(total.text_content()).replace(",", ""))
+    assert everything > 0
+    flow.locator(".nbs-scrub").fill("0")
+    page.wait_for_function("([el, n]) => Number(el.textContent.replace(/,/g, '')) < n",
+                           arg=[total.element_handle(), everything])
+    assert flow.locator(".nbs-position").inner_text().startswith("0.00 /")
+    flow.locator(".nbs-speed").select_option("4")
+    flow.locator(".nbs-play").click()
+    flow.locator(".nbs-play", has_text="stop").wait_for()
+    flow.screenshot(path=str(ARTIFACTS / "10-record-and-replay-playing.png"))
+    flow.locator(".nbs-play", has_text="play").wait_for()  # at the end it stops by itself
+    page.wait_for_function("([el, n]) => Number(el.textContent.replace(/,/g, '')) === n",
+                           arg=[total.element_handle(), everything])
+    position, duration = flow.locator(".nbs-position").inner_text().split(" / ")
+    assert position == duration.removesuffix(" s")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("name", WORKSHOP)
@@ -262,6 +288,8 @@ def test_notebook_reads_well_in_jupyterlab(page: Any, name: str) -> None:
             assert page.locator(".nbs-lanes .nbs-arrow").count() > 0  # two sessions: lanes
         if name == "06-load-testing":
             check_load_test_plots(page)
+        if name == "10-record-and-replay":
+            check_replay(page)
         if page.locator(".nbs-flow tr.nbs-row").count():
             check_flowview(page, name)
         page.screenshot(path=str(ARTIFACTS / f"{name}-page.png"))

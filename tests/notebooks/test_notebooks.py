@@ -26,7 +26,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 SOLUTIONS = NOTEBOOKS / "solutions"
 WORKSHOP = ["00-start-here", "01-quickstart", "02-message-design", "03-connection-lifecycle",
             "04-errors-and-limits", "05-memory", "06-load-testing", "07-any-websocket",
-            "08-strands-bidi", "09-when-the-network-misbehaves"]
+            "08-strands-bidi", "09-when-the-network-misbehaves", "10-record-and-replay"]
 BUDGET = 60.0
 """Seconds a notebook may take, kernel start included (with its solutions too)."""
 LOAD = re.compile(r"^# %load (solutions/(\d\d)-(\d+)\.py)$", re.MULTILINE)

@@ -1,0 +1,11 @@
+guarded = nbstream.serve(auth={TOKEN: "ann"})
+door = await nbstream.aproxy(guarded)
+with nbstream.record(door) as secret:
+    ann = await nbstream.aconnect(door.url, token=TOKEN, token_in="message")
+    await ann.achat("hello", timeout=10)
+await ann.aclose()
+saved = secret.save(folder / "secret.jsonl")
+print("token in the file:", TOKEN in saved.read_text())
+again = await nbstream.Recording.load(saved).areplay(guarded, token=TOKEN, timing="wait")
+print(again.problems)
+secret.diff(again, tolerance=0.25)
