@@ -17,6 +17,7 @@ import ipywidgets as w
 from nbstream import runtime
 from nbstream.views import html
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
+from nbstream.views.viewbox import ViewBox
 
 if TYPE_CHECKING:
     from nbstream.loadtest import LoadProgress, LoadTest
@@ -71,7 +72,7 @@ def progress_html(progress: LoadProgress, series: list[tuple[float, float]]) -> 
             f'<div style="display:flex;gap:24px">{lines}</div>')
 
 
-class LoadTestView(w.VBox):  # type: ignore[misc]
+class LoadTestView(ViewBox):
     """Live panel of a running load test, ending with its summary table and plot.
 
     Create it right after ``nbstream.start_load_test(...)`` and display it; it
@@ -137,14 +138,6 @@ class LoadTestView(w.VBox):  # type: ignore[misc]
         except Exception as exc:  # show it where the user is looking
             self.summary.value = f"<pre>{escape(repr(exc))}</pre>"
 
-    def close(self) -> None:
-        """Stop following the load test and remove the view. Safe to call twice."""
-        if hasattr(self, "_unsubscribe"):  # not there when __init__ failed early
-            self._stop_listening()
-            self._throttle.close()
-        for widget in getattr(self, "_owned", ()):
-            widget.close()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<nbstream.LoadTestView of {self.load_test!r}>"

@@ -22,6 +22,7 @@ from nbstream.faults import KINDS, FaultHandle, FaultProxy
 from nbstream.views import html
 from nbstream.views.flowlog import clock
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
+from nbstream.views.viewbox import ViewBox
 
 TCP_FAMILIES: dict[str, dict[str, Any]] = {
     "latency": {},
@@ -47,7 +48,7 @@ RECENT = 8
 """Faults listed below the controls."""
 
 
-class ProxyView(w.VBox):  # type: ignore[misc]
+class ProxyView(ViewBox):
     """Live controls of a :class:`~nbstream.FaultProxy` while clients talk through it.
 
     Display it as a cell's last expression. A switch adds its fault (in the chosen
@@ -181,14 +182,6 @@ class ProxyView(w.VBox):  # type: ignore[misc]
         for button in (self.cut_button, self.pause_button, *self.switches.values()):
             button.disabled = not proxy.running
 
-    def close(self) -> None:
-        """Stop listening and remove the view (its faults stay). Safe to call twice."""
-        if hasattr(self, "_unsubscribe"):  # not there when __init__ failed early
-            self._unsubscribe()
-            self._throttle.close()
-        for widget in getattr(self, "_owned", ()):
-            widget.close()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<nbstream.ProxyView of {self.proxy!r}>"

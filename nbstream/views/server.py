@@ -21,6 +21,7 @@ from nbstream.events import FlowEvent
 from nbstream.server import ConnectionInfo, Server
 from nbstream.views import html
 from nbstream.views.throttle import DEFAULT_INTERVAL, Throttle
+from nbstream.views.viewbox import ViewBox
 
 IDLE_REFRESH = 1.0
 """Seconds between refreshes while a running server is quiet."""
@@ -71,7 +72,7 @@ def connections_html(infos: list[ConnectionInfo], limit: int = MAX_ROWS) -> str:
                        "streaming"], rows) + more
 
 
-class ServerView(w.VBox):  # type: ignore[misc]
+class ServerView(ViewBox):
     """Live connections and health of a ``Server``, with broadcast, disconnect and stop.
 
     Display it as a cell's last expression; call :meth:`close` when done (it stops
@@ -164,14 +165,6 @@ class ServerView(w.VBox):  # type: ignore[misc]
 
         future.add_done_callback(report)
 
-    def close(self) -> None:
-        """Stop listening and remove the view (the server keeps running). Safe twice."""
-        if hasattr(self, "_unsubscribe"):  # not there when __init__ failed early
-            self._unsubscribe()
-            self._throttle.close()
-        for widget in getattr(self, "_owned", ()):
-            widget.close()
-        super().close()
 
     def __repr__(self) -> str:
         return f"<nbstream.ServerView of {self.server!r}>"
