@@ -102,11 +102,16 @@ class LinkShell:
         self._eof_out: dict[Way, bool] = {"up": False, "down": False}
         self._ended: dict[Way, bool] = {"up": False, "down": False}
         self._connecting: asyncio.Task[None] | None = None
+        self._reset = False
 
     # -- sockets -------------------------------------------------------------------------
 
     def made(self, endpoint: Endpoint) -> None:
         """A socket is connected (the client's first, then the target's)."""
+        if self.closed:  # finished (a fault, a cut, a stop) before this socket was made
+            assert endpoint.transport is not None
+            _close(endpoint.transport, self._reset)
+            return
         if endpoint is self.client:
             self._set_reading("up", False)
             self._connecting = self.loop.create_task(self._connect())
@@ -268,19 +273,23 @@ class LinkShell:
         if self.closed:
             return
         self.closed = True
+        self._reset = reset
         for timer in self._timers.values():
             if timer is not None:
                 timer.cancel()
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
         for endpoint in (self.client, self.server):
-            if endpoint is None or endpoint.transport is None:
-                continue
-            if reset:
-                _reset(endpoint.transport)
-            else:
-                endpoint.transport.close()
+            if endpoint is not None and endpoint.transport is not None:
+                _close(endpoint.transport, reset)
         self._on_closed(self, how)
+
+
+def _close(transport: asyncio.Transport, reset: bool) -> None:
+    if reset:
+        _reset(transport)
+    else:
+        transport.close()
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 import threading
 import urllib.request
 
@@ -15,6 +16,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 import nbstream
+from nbstream.faults.pipe import Link
+from nbstream.faults.shell import LinkShell
 from nbstream.protocol import Backoff
 from tests.conftest import TIMEOUT, ServerFactory, eventually, eventually_sync
 from tests.faults.conftest import ProxyFactory, contents, numbered
@@ -229,3 +232,28 @@ def test_a_script_drives_a_proxy_on_nbstreams_thread() -> None:
     client.close()
     proxy.stop()
     server.stop()
+
+
+@pytest.mark.parametrize("finish", ["close", "cut"])
+async def test_a_connection_ended_before_its_socket_is_made_closes_that_socket(
+        finish: str, start_server: ServerFactory) -> None:
+    """The proxy's accept hands out the link before asyncio connects its socket; a fault
+    removed in between (a reconnect arriving as a ``timeout`` is lifted) ended the link
+    and then leaked both sockets, the client hanging in its handshake."""
+    server = await start_server()
+    loop = asyncio.get_running_loop()
+    ended: list[str] = []
+    shell = LinkShell(Link(1, random.Random(0)), loop, ("127.0.0.1", server.port),
+                      lambda _shell, _notes: None, lambda _shell, how: ended.append(how),
+                      lambda: False)
+    getattr(shell, finish)()
+    ours, theirs = socket.socketpair()
+    await loop.connect_accepted_socket(lambda: shell.client, ours)
+    reader, writer = await asyncio.open_connection(sock=theirs)
+    try:
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+    except ConnectionResetError:
+        assert finish == "cut"
+    assert ended == ["proxy stopped" if finish == "close" else "cut"]
+    assert shell.server is None  # the target was never dialled
+    writer.close()
