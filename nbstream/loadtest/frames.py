@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from nbstream.loadtest.columns import Checks, Columns, PartialResult
 
@@ -30,6 +31,8 @@ def merged(parts: Sequence[PartialResult], started: float, name: str) -> Columns
     tables = [t for t in tables if t]
     if not tables:
         return {}
+    if len(tables) == 1:
+        return tables[0]  # one worker: its columns as they are, not a copy
     return {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
 
 
@@ -55,18 +58,37 @@ def message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
     """``LoadResult.messages``: sorted by connection and seq (closed) or seq (open)."""
     import pandas as pd
 
+    keys = [columns["seq"]] if open_model else [columns["connection"], columns["seq"]]
+    order = sort_order(keys)
+    if order is not None:
+        columns = {k: v[order] for k, v in columns.items()}
     connection = columns["connection"]
     step = columns.get("step", np.full(len(connection), None, dtype=object))
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "connection": pd.arrays.IntegerArray(connection, connection < 0),
         **{k: columns[k] for k in ("seq", "intended_at", "sent_at", "first_reply_at",
                                    "done_at", "latency", "latency_corrected", "ttft",
                                    "replies", "bytes_out", "bytes_in")},
         "error": pd.array(columns["error"], dtype="string"),
         "step": pd.array(step, dtype="string"),
-    })
-    order = ["seq"] if open_model else ["connection", "seq"]
-    return frame.sort_values(order, kind="stable", ignore_index=True)
+    }, copy=False)  # the columns are the result's alone: a copy would only cost time
+
+
+def sort_order(keys: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.intp] | None:
+    """The stable order of rows sorted by ``keys`` (the first the most significant), or
+    None when they are in that order already (one pass over the keys, no sort)."""
+    rows = len(keys[0])
+    if rows < 2:
+        return None
+    tied = np.ones(rows - 1, dtype=bool)
+    ordered = np.zeros(rows - 1, dtype=bool)
+    for key in keys:
+        step = np.diff(key)
+        ordered |= tied & (step > 0)
+        tied &= step == 0
+    if (ordered | tied).all():
+        return None
+    return np.lexsort(keys[::-1])
 
 
 def connection_frame(columns: Columns, messages: pd.DataFrame) -> pd.DataFrame:
