@@ -8,7 +8,7 @@ check). pandas is imported here, where the frames are built.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,19 +95,24 @@ def connection_frame(columns: Columns, messages: pd.DataFrame) -> pd.DataFrame:
     """``LoadResult.connections``, with per-connection totals from ``messages``."""
     import pandas as pd
 
-    failed = messages["error"].notna().to_numpy()
-    totals = pd.DataFrame({
-        "connection": messages["connection"],
-        "messages": 1,
-        "completed": ~failed,
-        "errors": failed,
-        "bytes_out": messages["bytes_out"],
-        "bytes_in": messages["bytes_in"],
-    }).groupby("connection").sum().reindex(columns["connection"], fill_value=0)
+    connection = messages["connection"].to_numpy(dtype=np.int64, na_value=-1)
+    taken = connection >= 0  # an open-model message no connection took counts nowhere
+    indices = connection[taken]
+    size = int(max(indices.max(initial=-1), columns["connection"].max(initial=-1))) + 1
+    failed = messages["error"].notna().to_numpy()[taken]
+
+    def total(weights: npt.NDArray[Any] | None) -> npt.NDArray[np.int64]:
+        sums = np.bincount(indices, weights=weights, minlength=size)
+        return sums.astype(np.int64)[columns["connection"]]
+
     frame = pd.DataFrame({
         **{k: columns[k] for k in ("connection", "connect_started_at", "connected_at",
                                    "connect_latency", "closed_at")},
-        **{k: totals[k].to_numpy(dtype=np.int64) for k in totals.columns},
+        "messages": total(None),
+        "completed": total(~failed),
+        "errors": total(failed),
+        "bytes_out": total(messages["bytes_out"].to_numpy()[taken]),
+        "bytes_in": total(messages["bytes_in"].to_numpy()[taken]),
         "close_code": pd.array(list(columns["close_code"]), dtype="Int64"),
         "close_reason": pd.array(columns["close_reason"], dtype="string"),
         "error": pd.array(columns["error"], dtype="string"),
