@@ -32,6 +32,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,8 @@ class Run:
     round_trips: int
     cpu: float
     seconds: float
+    system: float = 0.0
+    """Of ``cpu``, the seconds spent in the kernel (system time: the loopback TCP stack)."""
 
 
 @dataclass
@@ -67,22 +70,24 @@ class Tool:
     run: Callable[[str, int, float], Run]
 
 
-def _children_cpu() -> float:
+def _children_cpu() -> tuple[float, float]:
+    """User and system CPU seconds of every finished child process so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def _timed(command: list[str], env: dict[str, str] | None = None,
-           cwd: str | None = None) -> tuple[str, float]:
-    """Run ``command`` to the end; its stdout and the CPU it (and its children) used."""
+           cwd: str | None = None) -> tuple[str, float, float]:
+    """Run ``command`` to the end; its stdout, the CPU it (and its children) used, and
+    of that the system time."""
     before = _children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd,
                           check=False)
-    cpu = _children_cpu() - before
+    user, system = (after - b for after, b in zip(_children_cpu(), before, strict=True))
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({done.returncode}): "
                            f"{done.stderr[-2000:] or done.stdout[-2000:]}")
-    return done.stdout, cpu
+    return done.stdout, user + system, system
 
 
 # -- nbstream and the plain loop: a Python process each --------------------------------------
@@ -123,8 +128,8 @@ asyncio.run(main())
 def python_tool(template: str, **fields: str) -> Callable[[str, int, float], Run]:
     def run(url: str, users: int, seconds: float) -> Run:
         code = template.format(url=url, users=users, seconds=seconds, payload=PAYLOAD, **fields)
-        out, cpu = _timed([sys.executable, "-c", code])
-        return Run(int(out.split()[-1]), cpu, seconds)
+        out, cpu, system = _timed([sys.executable, "-c", code])
+        return Run(int(out.split()[-1]), cpu, seconds, system)
     return run
 
 
@@ -163,13 +168,13 @@ def locust_tool(env: Path) -> Callable[[str, int, float], Run]:
     def run(url: str, users: int, seconds: float) -> Run:
         with tempfile.TemporaryDirectory() as work:
             (Path(work) / "locustfile.py").write_text(LOCUSTFILE.format(payload=PAYLOAD))
-            _, cpu = _timed([str(env / "venv" / "bin" / "locust"), "-f", "locustfile.py",
-                             "--headless", "-u", str(users), "-r", str(users), "-t",
-                             f"{seconds:g}s", "--host", url, "--csv", "out", "--only-summary",
-                             "--exit-code-on-error", "0"], cwd=work)
+            _, cpu, system = _timed([str(env / "venv" / "bin" / "locust"), "-f", "locustfile.py",
+                                    "--headless", "-u", str(users), "-r", str(users),
+                                    "-t", f"{seconds:g}s", "--host", url, "--csv", "out",
+                                    "--only-summary", "--exit-code-on-error", "0"], cwd=work)
             with (Path(work) / "out_stats.csv").open() as stats:
                 rows = {row["Name"]: row for row in csv.DictReader(stats)}
-            return Run(int(rows["Aggregated"]["Request Count"]), cpu, seconds)
+            return Run(int(rows["Aggregated"]["Request Count"]), cpu, seconds, system)
     return run
 
 
@@ -195,11 +200,12 @@ def artillery_tool(env: Path, match: bool) -> Callable[[str, int, float], Run]:
             (Path(work) / "script.json").write_text(json.dumps(script))
             environ = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true",
                        "ARTILLERY_WORKERS": "1"}
-            _, cpu = _timed([str(env / "npm" / "node_modules" / ".bin" / "artillery"), "run",
-                             "--output", "report.json", "script.json"], env=environ, cwd=work)
+            _, cpu, system = _timed([str(env / "npm" / "node_modules" / ".bin" / "artillery"),
+                                     "run", "--output", "report.json", "script.json"],
+                                    env=environ, cwd=work)
             report = json.loads((Path(work) / "report.json").read_text())
         counters = report["aggregate"]["counters"]
-        return Run(int(counters.get("websocket.messages_sent", 0)), cpu, seconds)
+        return Run(int(counters.get("websocket.messages_sent", 0)), cpu, seconds, system)
     return run
 
 
@@ -250,18 +256,21 @@ def race(url: str, users: int, short: float, long: float, rounds: int,
             results[tool.name].append(pair)
             a, b = pair
             print(f"  round {round_ + 1}: {tool.name:32} {a.round_trips:>9,} / "
-                  f"{b.round_trips:>9,} round trips, {a.cpu:6.2f} / {b.cpu:6.2f} CPU s",
+                  f"{b.round_trips:>9,} round trips, {a.cpu:6.2f} / {b.cpu:6.2f} CPU s "
+                  f"({a.system:.2f} / {b.system:.2f} in the kernel)",
                   flush=True)
     lines = ["| tool | round trips/s | µs of CPU per round trip (steady state) | "
-             "round trips per CPU-second | latency it reports |", "|---|---:|---:|---:|---|"]
+             "of which in the kernel | round trips per CPU-second | latency it reports |",
+             "|---|---:|---:|---:|---:|---|"]
     for tool in chosen:
         pairs = results[tool.name]
-        rates = sorted(b.round_trips / b.seconds for _, b in pairs)
-        costs = sorted((b.cpu - a.cpu) / max(1, b.round_trips - a.round_trips)
-                       for a, b in pairs)
-        rate, cost = rates[len(rates) // 2], costs[len(costs) // 2]
-        lines.append(f"| {tool.name} | {rate:,.0f} | {cost * 1e6:.1f} | {1 / cost:,.0f} | "
-                     f"{tool.latency} |")
+        rate = statistics.median(b.round_trips / b.seconds for _, b in pairs)
+        cost = statistics.median((b.cpu - a.cpu) / max(1, b.round_trips - a.round_trips)
+                                 for a, b in pairs)
+        kernel = statistics.median((b.system - a.system) / max(1, b.round_trips - a.round_trips)
+                                   for a, b in pairs)
+        lines.append(f"| {tool.name} | {rate:,.0f} | {cost * 1e6:.1f} | {kernel * 1e6:.1f} | "
+                     f"{1 / cost:,.0f} | {tool.latency} |")
     return "\n".join(lines)
 
 
@@ -294,8 +303,9 @@ def main() -> int:
             f"(medians).\n\n{table}\n\nCPU per round trip = (CPU of the long run - CPU of "
             "the short run) / (round trips of the long run - of the short run): start-up "
             "cancels out, work that grows with the messages stays (nbstream's result "
-            "building included). Round trips/s are the long runs'. Artillery's send-only "
-            "row measures how fast it writes, not a round trip.")
+            "building included); the kernel's share (system time) is mostly the loopback "
+            "TCP stack, which every tool pays. Round trips/s are the long runs'. "
+            "Artillery's send-only row measures how fast it writes, not a round trip.")
     print(body)
     if args.write and not (args.quick or args.only):
         write_section(SECTION, (
