@@ -65,6 +65,7 @@ def open_model(seconds: float, repeats: int) -> str:
 
 RECORDER_SNIPPET = """
 import time
+import pandas  # imported once per process (measured on its own): not a cost per message
 from nbstream.loadtest.recorder import Recorder
 from nbstream.loadtest.result import LoadResult
 n = {n}
