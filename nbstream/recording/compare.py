@@ -2,9 +2,11 @@
 
 Data frames (text and binary) of each session and direction are aligned as sequences
 (difflib's longest matching blocks) on their payloads, with the JSON keys that change
-on every run left out. What does not align is ``missing`` or ``extra``; a payload
-replaced by another at the same place is ``changed``; aligned frames more than
-``tolerance`` seconds off are a ``timing`` change. Times compared:
+on every run left out. Heartbeats (nbstream's in-band ping and pong) are left out too:
+how many there are follows how long a session lasted. What does not align is
+``missing`` or ``extra``; a payload replaced by another at the same place is
+``changed``; aligned frames more than ``tolerance`` seconds off are a ``timing``
+change. Times compared:
 
 * a client frame (c2s): seconds after the session's first client frame, multiplied
   by the recording's replay ``speed`` (so a replay at 4x compares with the original);
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from nbstream.recording.frames import Frame
+from nbstream.recording.script import conversation, heartbeat_types
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,8 +73,9 @@ def diff(mine: Recorder, other: Recorder, *, tolerance: float,
 
 def _by_session(recorder: Recorder) -> dict[str, list[Frame]]:
     found: dict[str, list[Frame]] = {}
+    heartbeat = heartbeat_types(recorder.protocol)
     for frame in sorted(recorder.frames, key=lambda f: f.at):
-        if frame.is_data and frame.direction is not None:
+        if conversation(frame, heartbeat):
             found.setdefault(frame.session, []).append(frame)
     return found
 

@@ -4,7 +4,9 @@ Each session gets its own connection (an nbstream client speaking ``raw``, so fr
 go out byte for byte) and plays its :class:`~nbstream.recording.script.SessionScript`
 with one of three timings; a new recording attached to those clients' events keeps
 what happened. Frames whose secrets were redacted on saving are not sent again: pass
-credentials as for :func:`nbstream.connect` (``token=...``).
+credentials as for :func:`nbstream.connect` (``token=...``). An nbstream recording's
+heartbeat is the connection's own: the replaying client answers the new server's
+pings as they come, and the recorded pings and pongs are neither sent nor waited for.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from nbstream.client import Client, StreamClosed, aconnect
 from nbstream.events import CLOSE
+from nbstream.protocol import MessageType, StreamError
 from nbstream.recording.frames import Frame, SessionInfo, TypeNamer
-from nbstream.recording.script import SessionScript, scripts
+from nbstream.recording.script import SessionScript, heartbeat_types, scripts
 from nbstream.redact import redact_url
+from nbstream.wire import WireProtocol
+from nbstream.wire import create as create_protocol
 
 if TYPE_CHECKING:
     from nbstream.recording.recorder import Recorder
@@ -47,12 +52,13 @@ async def replay(recording: Recorder, target: str | Server, cls: type[R], *, tim
         raise TypeError("replay() sends the recorded frames as they are (protocol 'raw'); "
                         "drop protocol=")
     url = target if isinstance(target, str) else target.url
-    plan = scripts(recording.frames, list(recording.info.values()))
+    plan = scripts(recording.frames, list(recording.info.values()), recording.protocol)
     result = cls(protocol=recording.protocol,
                  source=f"replay against {redact_url(url)}",
                  meta={"replay_of": recording.source, "timing": timing, "speed": speed})
     player = _Player(result, url, timing, speed, timeout, connect,
-                     TypeNamer(recording.protocol), recording.info)
+                     TypeNamer(recording.protocol), recording.info,
+                     create_protocol("nbstream") if heartbeat_types(recording.protocol) else None)
     try:
         await asyncio.gather(*(player.play(script) for script in plan))
     finally:
@@ -65,9 +71,11 @@ class _Player:
 
     def __init__(self, result: Recorder, url: str, timing: Timing, speed: float,
                  timeout: float, connect: dict[str, Any], namer: TypeNamer,
-                 info: dict[str, SessionInfo]) -> None:
+                 info: dict[str, SessionInfo], heartbeat: WireProtocol | None) -> None:
         self.result, self.url, self.timing, self.speed = result, url, timing, speed
         self.timeout, self.connect, self.namer, self.info = timeout, connect, namer, info
+        self.heartbeat = heartbeat
+        """The protocol whose in-band pings the replaying clients answer, if any."""
         self.loop = asyncio.get_running_loop()
         self.origin = self.loop.time()
         result.start = time.time()
@@ -101,7 +109,7 @@ class _Player:
         result.info[name] = SessionInfo(name, url=self.url, subprotocol=client.subprotocol,
                                         user=options.get("user"), opened=time.time())
         result.attach(client.events, url=self.url, session=name, namer=self.namer)
-        replies = _Replies(client)
+        replies = _Replies(client, self.heartbeat)
         reader = asyncio.ensure_future(replies.read())
         try:
             await self._send_all(script, client, replies)
@@ -141,10 +149,12 @@ class _Player:
 
 
 class _Replies:
-    """Counts the frames a replaying client receives; waits for a count."""
+    """Counts the frames a replaying client receives (answering in-band pings, which
+    do not count); waits for a count."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, heartbeat: WireProtocol | None) -> None:
         self.client = client
+        self.heartbeat = heartbeat
         self.count = 0
         self._arrived = asyncio.Event()
 
@@ -152,12 +162,29 @@ class _Replies:
         """Receive until the connection closes (the recording keeps the frames)."""
         while True:
             try:
-                await self.client.arecv(timeout=24 * 3600.0)
+                frame = await self.client.arecv(timeout=24 * 3600.0)
+                if self.heartbeat is not None and await self._answered(frame.data):
+                    continue
             except StreamClosed:
                 self._arrived.set()
                 return
             self.count += 1
             self._arrived.set()
+
+    async def _answered(self, frame: object) -> bool:
+        """Answer the pings in ``frame``; True if it held nothing else."""
+        assert self.heartbeat is not None
+        if not isinstance(frame, str):
+            return False
+        try:
+            messages = self.heartbeat.decode_replies(frame)
+        except StreamError:
+            return False  # not an envelope: a reply like any other
+        pings = [m for m in messages if m.type == MessageType.PING]
+        for ping in pings:
+            data, _ = self.heartbeat.encode(self.heartbeat.pong(ping))
+            await self.client.asend(data.decode())
+        return bool(pings) and len(pings) == len(messages)
 
     async def wait(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` frames have come (or the connection closed); False on

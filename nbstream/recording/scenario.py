@@ -38,7 +38,8 @@ def scenario_of(recorder: Recorder, *, speed: float, think: bool) -> Scenario:
     """
     if not speed > 0:
         raise ValueError(f"speed={speed!r} must be a positive number")
-    plan = [s for s in scripts(recorder.frames, list(recorder.info.values())) if s.sends]
+    plan = [s for s in scripts(recorder.frames, list(recorder.info.values()), recorder.protocol)
+            if s.sends]
     if not plan:
         raise ValueError("this recording has no frames sent by a client to play: record "
                          "a session in which the client sends something")

@@ -43,11 +43,32 @@ class SessionScript(msgspec.Struct, frozen=True):
     """Client frames not sent again: their secrets were redacted when saved."""
 
 
-def scripts(frames: Sequence[Frame], sessions: Sequence[SessionInfo]) -> list[SessionScript]:
-    """One script per session that has frames or opened, in the order of ``sessions``."""
+def heartbeat_types(protocol: str) -> frozenset[str]:
+    """The message types of ``protocol``'s in-band heartbeat (nbstream: ping and pong).
+
+    They keep a connection alive; they are not the conversation: a replay answers the
+    new server's pings itself, and neither sends the recorded ones again nor waits for
+    them, and a diff leaves them out.
+    """
+    return _HEARTBEATS if protocol == "nbstream" else frozenset()
+
+
+_HEARTBEATS = frozenset({"ping", "pong"})
+
+
+def conversation(frame: Frame, heartbeat: frozenset[str]) -> bool:
+    """Whether ``frame`` is a data frame of a session's conversation (not a heartbeat)."""
+    return frame.is_data and frame.direction is not None and frame.type not in heartbeat
+
+
+def scripts(frames: Sequence[Frame], sessions: Sequence[SessionInfo], protocol: str
+            ) -> list[SessionScript]:
+    """One script per session that has frames or opened, in the order of ``sessions``;
+    ``protocol`` is the recording's (its heartbeat frames are left out)."""
+    heartbeat = heartbeat_types(protocol)
     by_session: dict[str, list[Frame]] = {s.session: [] for s in sessions}
     for frame in frames:
-        if frame.is_data and frame.direction is not None:
+        if conversation(frame, heartbeat):
             by_session.setdefault(frame.session, []).append(frame)
     starts = {name: _opened(name, own, sessions) for name, own in by_session.items()}
     known = [t for t in starts.values() if t is not None]

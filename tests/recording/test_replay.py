@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import AsyncGenerator
 
 import pytest
@@ -150,3 +151,39 @@ async def test_bad_arguments_are_refused() -> None:
         await rec.areplay("ws://127.0.0.1:9/ws", speed=0)
     with pytest.raises(TypeError, match="protocol"):
         await rec.areplay("ws://127.0.0.1:9/ws", protocol="json")
+
+
+BEATING = {"heartbeat_interval": 0.15, "heartbeat_timeout": 0.15}
+"""A server that pings every 0.15 s and closes a peer silent 0.15 s after a ping."""
+
+
+@pytest.mark.parametrize("timing", ["original", "fast", "wait"])
+async def test_a_replay_answers_the_servers_pings_and_replays_no_old_pongs(
+        start_server: ServerFactory, timing: str) -> None:
+    """Heartbeats are the connection's, not the conversation's: the recorded pings
+    and pongs are neither sent again nor waited for, and the replaying client answers
+    the new server's pings, however long the replay is silent."""
+    original = await record_chats(await start_server("echo", **BEATING), [0.05, 1.0])
+    assert any(f.type == "pong" for f in original.frames if f.direction == "c2s")
+    started = time.perf_counter()
+    replayed = await original.areplay(await start_server("echo", **BEATING),
+                                      timing=timing, speed=0.5, timeout=3.0)  # type: ignore[arg-type]
+    took = time.perf_counter() - started
+    assert replayed.problems == []
+    close = replayed.frames[-1]
+    assert (close.opcode, close.direction, close.close_code) == (CLOSE, "c2s", 1000)
+    pongs = [f for f in replayed.frames if f.direction == "c2s" and f.type == "pong"]
+    pings = {f.payload for f in replayed.frames if f.direction == "s2c" and f.type == "ping"}
+    assert all(_answered(p.payload, pings) for p in pongs)  # no recorded pong went out
+    if timing == "original":  # 2 s of replay at half speed, mostly silent
+        assert len(pongs) >= 5
+    else:  # over in a moment: nobody waited for the recorded pings
+        assert took < 2.0
+    assert original.diff(replayed, tolerance=5.0).empty  # heartbeats are not compared
+
+
+def _answered(pong: object, pings: set[object]) -> bool:
+    """Whether ``pong`` answers one of ``pings`` (same id, as the nbstream client does)."""
+    import json
+    pong_id = json.loads(str(pong))["data"].get("ping_id")
+    return any(json.loads(str(p))["id"] == pong_id for p in pings)
