@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import trustme
 from websockets.asyncio.client import ClientConnection
 
 import nbstream
@@ -61,6 +63,17 @@ async def recv_until_end(ws: ClientConnection, timeout: float = TIMEOUT) -> list
 
 
 ServerFactory = Callable[..., Awaitable[nbstream.Server]]
+
+
+@pytest.fixture(scope="session")
+def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for 127.0.0.1 and a client context trusting its test CA."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import urllib.request
 from typing import Any
 
 import pytest
-import trustme
 from strands import ToolContext, tool
 from strands.bidi import BidiAgent
 
@@ -38,15 +37,6 @@ def who_agent() -> BidiAgent:
     script = [{"when": "who", "tool": "whoami", "say": "You are {result}."}, *CALCULATOR_SCRIPT]
     return BidiAgent(model=ScriptedBidiModel(script, pace=0), tools=[calculator, whoami])
 
-
-@pytest.fixture(scope="module")
-def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 async def test_auth_origins_tls_heartbeats_and_metrics_apply_to_agents(

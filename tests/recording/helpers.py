@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from nbstream import Message, Session
 from nbstream.events import TEXT
 from nbstream.recording import Frame, Recording, SessionInfo
 
@@ -22,3 +24,9 @@ def recording(*frames: Frame, **meta: Any) -> Recording:
     names = dict.fromkeys(f.session for f in frames)
     return Recording(frames, [SessionInfo(n, url=f"ws://127.0.0.1:1/{n}") for n in names],
                      start=T0, meta=meta)
+
+
+async def echo_twice(message: Message, session: Session) -> AsyncGenerator[Any, None]:
+    """A raw-protocol handler answering every frame with two copies of it."""
+    yield message.data
+    yield message.data

@@ -5,16 +5,16 @@ runs it under load_test itself)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 import nbstream
-from nbstream import Message, Recording, Session, wire
+from nbstream import Message, Recording, wire
 from tests.conftest import ServerFactory
-from tests.recording.helpers import recording, text
+from tests.recording.helpers import echo_twice, recording, text
 
 
 class StandInUser:
@@ -64,14 +64,9 @@ async def test_a_recorded_chat_session_becomes_a_scenario(start_server: ServerFa
         assert len(sleeps) == 2 and 0.04 <= sleeps[1] <= 0.1  # the 0.2 s pause at 4x
 
 
-async def raw_echo_twice(message: Message, session: Session) -> AsyncGenerator[Any, None]:
-    yield message.data
-    yield message.data
-
-
 async def test_other_protocols_send_frames_as_recorded_and_count_replies(
         start_server: ServerFactory) -> None:
-    server = await start_server(raw_echo_twice, protocol="raw")
+    server = await start_server(echo_twice, protocol="raw")
     rec = recording(text(0, "c2s", "a", session="one"), text(0.01, "s2c", "a", session="one"),
                     text(0.02, "s2c", "a", session="one"), text(0.5, "c2s", "fire", session="one"),
                     text(0, "c2s", "b", session="two"), text(0.01, "s2c", "b", session="two"))

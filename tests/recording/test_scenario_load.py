@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import Any
 
 import nbstream
-from nbstream import Message, Session
 from tests.conftest import ServerFactory
-from tests.recording.helpers import recording, text
+from tests.recording.helpers import echo_twice, recording, text
 
 
 async def test_one_recorded_chat_session_becomes_a_load_test(
@@ -28,11 +25,6 @@ async def test_one_recorded_chat_session_becomes_a_load_test(
     assert steps.loc["chat", "count"] == 20 * 2 * 2 and steps.loc["session", "count"] == 40
     assert steps["errors"].sum() == 0
     assert (result.iterations["think_time"] >= 0.04).all()  # the 0.2 s pause at 4x
-
-
-async def echo_twice(message: Message, session: Session) -> AsyncGenerator[Any, None]:
-    yield message.data
-    yield message.data
 
 
 async def test_a_capture_of_another_protocol_replays_frames_as_they_were(

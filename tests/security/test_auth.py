@@ -6,7 +6,6 @@ import logging
 import ssl
 
 import pytest
-import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -123,16 +122,6 @@ async def test_cross_site_origins_get_403(start_server: ServerFactory) -> None:
     client = await nbstream.aconnect(server.url)  # no Origin header: not a browser
     await client.aclose()
 
-
-@pytest.fixture(scope="module")
-def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context for 127.0.0.1 and a client context trusting its test CA."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 async def test_tls_gives_wss_and_clients_verify_certificates(

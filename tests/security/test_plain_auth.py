@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import trustme
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -61,16 +60,6 @@ async def test_cross_site_origins_get_403(start_server: ServerFactory, protocol:
     assert (await client.arequest("ok", timeout=TIMEOUT))[0].data == "ok"
     await client.aclose()
 
-
-@pytest.fixture(scope="module")
-def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context for 127.0.0.1 and a client context trusting its test CA."""
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    return server_context, client_context
 
 
 @pytest.mark.parametrize("protocol", PLAIN)
