@@ -58,10 +58,7 @@ def message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
     """``LoadResult.messages``: sorted by connection and seq (closed) or seq (open)."""
     import pandas as pd
 
-    keys = [columns["seq"]] if open_model else [columns["connection"], columns["seq"]]
-    order = sort_order(keys)
-    if order is not None:
-        columns = {k: v[order] for k, v in columns.items()}
+    columns = _in_order(columns, ["seq"] if open_model else ["connection", "seq"])
     connection = columns["connection"]
     step = columns.get("step", np.full(len(connection), None, dtype=object))
     return pd.DataFrame({
@@ -87,6 +84,12 @@ def strings(values: npt.NDArray[Any]) -> pd.api.extensions.ExtensionArray:
     index = np.full(len(values), -1, dtype=np.intp)
     index[present] = np.arange(len(present))
     return pd.array(values[present], dtype="string").take(index, allow_fill=True)
+
+
+def _in_order(columns: Columns, keys: Sequence[str]) -> Columns:
+    """``columns`` with their rows sorted by ``keys`` (stable); as they are when in order."""
+    order = sort_order([columns[k] for k in keys])
+    return columns if order is None else {k: v[order] for k, v in columns.items()}
 
 
 def sort_order(keys: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.intp] | None:
@@ -148,12 +151,11 @@ def iteration_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
             "connection": pd.Series(dtype="int64"), "iteration": pd.Series(dtype="int64"),
             **{k: pd.Series(dtype="float64") for k in ITERATION_COLUMNS[2:-1]},
             "error": pd.Series(dtype="string")})
-    frame = pd.DataFrame({
+    columns = _in_order(columns, ["iteration"] if open_model else ["connection", "iteration"])
+    return pd.DataFrame({
         **{k: columns[k] for k in ITERATION_COLUMNS[:-1]},
         "error": strings(columns["error"]),
-    })
-    order = ["iteration"] if open_model else ["connection", "iteration"]
-    return frame.sort_values(order, kind="stable", ignore_index=True)
+    }, copy=False)
 
 
 def steps_frame(messages: pd.DataFrame) -> pd.DataFrame:
