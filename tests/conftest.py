@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import trustme
 from websockets.asyncio.client import ClientConnection
 
 import nbstream
@@ -68,6 +67,8 @@ ServerFactory = Callable[..., Awaitable[nbstream.Server]]
 @pytest.fixture(scope="session")
 def certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context for 127.0.0.1 and a client context trusting its test CA."""
+    import trustme  # the test extra's; the 3.12/3.13 venvs of .ci/run do without it
+
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
