@@ -137,6 +137,18 @@ class JsonProtocol(RawProtocol):
                             "JSON-compatible values, str or bytes") from None
         return Message(self.type_of(item), item)
 
+    def frame(self, item: Any) -> Encoded:
+        """A dict or a list goes out as its JSON text, encoded once and no message
+        built (a scenario's ``user.request(dict)``); anything else as :meth:`to_message`
+        says."""
+        kind = type(item)
+        if kind is dict or kind is list:
+            try:
+                return Encoded(_encoder.encode(item), True)
+            except TypeError:
+                pass  # to_message names what cannot be sent
+        return super().frame(item)
+
     def encode(self, message: Message) -> Encoded:
         """A JSON value as its JSON text, a JSON string included; a ``text`` message (a
         frame that was not JSON) and bytes go out as they are."""

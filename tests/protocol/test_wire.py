@@ -47,18 +47,23 @@ def test_json_type_key_may_be_a_function() -> None:
 def test_values_go_out_as_they_are_given(protocol: WireProtocol, item: Any,
                                          encoded: Encoded) -> None:
     assert protocol.encode(protocol.to_message(item)) == encoded
+    assert protocol.frame(item) == encoded  # the load test's path, no message built
 
 
 @pytest.mark.parametrize(("protocol", "item"), [
     (RawProtocol(), {"a": 1}),
     (RawProtocol(), 3),
     (JsonProtocol(), object()),
+    (JsonProtocol(), {"a": object()}),
+    (JsonProtocol(), [1, object()]),
     (wire.EnvelopeProtocol(), 3),
 ])
 def test_what_a_protocol_cannot_send_is_a_type_error_naming_it(protocol: WireProtocol,
                                                                 item: Any) -> None:
     with pytest.raises(TypeError, match=protocol.name):
         protocol.to_message(item)
+    with pytest.raises(TypeError, match=protocol.name):
+        protocol.frame(item)
 
 
 def test_only_the_envelope_reports_errors_in_band_as_an_envelope() -> None:
