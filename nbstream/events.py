@@ -72,6 +72,9 @@ class EventStream:
 
     def __init__(self, keep: int = 0) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
+        self.listened = False
+        """Whether anyone listens: the stream's truthiness as a plain attribute, for a
+        data path that checks it every message (no call)."""
         self._kept: deque[FlowEvent] | None = None
         self.keep(keep)
 
@@ -81,9 +84,12 @@ class EventStream:
             raise ValueError(f"keep({count}): must be 0 or more events")
         old = self._kept
         self._kept = deque(old or (), maxlen=count) if count else None
-        self._subscribers = tuple(s for s in self._subscribers if s != self._append)
-        if self._kept is not None:
-            self._subscribers = (self._append, *self._subscribers)
+        others = tuple(s for s in self._subscribers if s != self._append)
+        self._listen(others if self._kept is None else (self._append, *others))
+
+    def _listen(self, subscribers: tuple[Subscriber, ...]) -> None:
+        self._subscribers = subscribers
+        self.listened = bool(subscribers)
 
     def _append(self, event: FlowEvent) -> None:
         assert self._kept is not None
@@ -118,10 +124,10 @@ class EventStream:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Start calling ``subscriber(event)``; returns the function that stops it."""
-        self._subscribers = (*self._subscribers, subscriber)
+        self._listen((*self._subscribers, subscriber))
 
         def unsubscribe() -> None:
-            self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+            self._listen(tuple(s for s in self._subscribers if s is not subscriber))
 
         return unsubscribe
 
@@ -139,7 +145,7 @@ class EventStream:
         self.publish(FlowEvent(kind, source, session_id, at=time.time(), **fields))
 
     def __bool__(self) -> bool:
-        return bool(self._subscribers)
+        return self.listened
 
     def __len__(self) -> int:
         """How many subscribers listen (the kept events count as one)."""

@@ -121,7 +121,7 @@ class LoadClient(SyncTwins):
         if self._closed is not None:
             raise self._closed
         protocol, recorder, transport = self.protocol, self._recorder, self._transport
-        clock = recorder.clock
+        clock, watched = recorder.clock, self.events.listened
         if isinstance(request, Encoded):
             data, text = request
         else:
@@ -134,19 +134,21 @@ class LoadClient(SyncTwins):
             self.current = record
         self.deadline_ns = now + round(timeout * 1e9)
         transport.send(data, text)
-        if self.events:
+        if watched:
             self._emit_out(request, data, text)
         replies: list[Message] = []
         request_id = request.id if isinstance(request, Message) else None
         try:
-            if until is None and self._first_frame_ends and not self.events:
+            if until is None and self._first_frame_ends and not watched:
                 # Whatever the first frame holds, it is the answer (request_step says so
                 # for any message of such a protocol): decode it only to return it.
                 frame = await transport.recv()
                 now = clock()
+                self.deadline_ns = 0
                 if record is not None:
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
-                self._settle(record, now)
+                    self.current = None
+                    recorder.finish(record, now)
                 if keep:
                     replies = self._decode(frame)
                     if len(replies) > 1:
