@@ -63,6 +63,7 @@ class Runner:
         name no request (so that every turn may send the same frame)."""
         if not self.protocol.ends_replies and plan.is_constant:
             self._constant = self.protocol.frame(plan.text(0, 0))
+        self._envelope_type = plan.envelope_type
 
     async def run(self) -> None:
         """Run the part to the end (or until :meth:`cancel`); never raises for the network."""
@@ -150,7 +151,8 @@ class Runner:
                 if end_ns is not None and clock() >= end_ns:
                     break
                 if scenario is not None:
-                    await _run_flow(scenario, client, i, 0)
+                    with scenario.begin(client, i, 0) as user:
+                        await scenario.flow(user)
                 else:  # the built-in flow, inline: this loop is the data path
                     try:
                         await client.exchange(message(index, i), None, timeout, i, keep=False)
@@ -182,7 +184,8 @@ class Runner:
                     slots.appendleft(slot)  # another connection takes it
                     break
                 if scenario is not None:
-                    await _run_flow(scenario, client, slot, due)
+                    with scenario.begin(client, slot, due) as user:
+                        await scenario.flow(user)
                     continue
                 try:
                     await client.exchange(message(client.index, slot), None, timeout, slot,
@@ -198,7 +201,7 @@ class Runner:
         if self._constant is not None:
             return self._constant
         payload = self.plan.text(connection, seq)
-        envelope_type = self.plan.envelope_type
+        envelope_type = self._envelope_type
         if envelope_type is not None:
             return Message(envelope_type, {"text": payload})
         return self.protocol.frame(payload)
@@ -224,16 +227,3 @@ class Runner:
                 self._not_sent(-1, slot, self._due_ns(slot))
             self._slots.clear()
 
-
-async def _run_flow(scenario: ScenarioRun, client: LoadClient, iteration: int,
-                    intended_ns: int) -> None:
-    """One iteration of a user flow; what it raises is recorded, cancellation goes on."""
-    user = scenario.begin(client, iteration, intended_ns)
-    try:
-        await scenario.flow(user)
-    except BaseException as exc:
-        scenario.end(user, exc)
-        if not isinstance(exc, Exception):
-            raise
-    else:
-        scenario.end(user)

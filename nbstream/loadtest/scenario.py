@@ -61,19 +61,23 @@ class ScenarioRun:
         self.flow = flow
         self.name = str(getattr(flow, "__name__", type(flow).__name__))
         self.timeout = plan.timeout
-        self._users: dict[int, User] = {}
+        self._turns: dict[int, Iteration] = {}
         self._logged: set[str] = set()
 
-    def begin(self, client: LoadClient, iteration: int, due_ns: int) -> User:
-        """Start iteration ``iteration`` as the user of ``client``; returns the user to
-        run the flow with, then call :meth:`end` (the runner awaits the flow itself:
-        one coroutine less on the data path).
+    def begin(self, client: LoadClient, iteration: int, due_ns: int) -> Iteration:
+        """Start iteration ``iteration`` as the user of ``client``:
+        ``with run.begin(client, i, due_ns) as user: await run.flow(user)``.
 
-        ``due_ns`` is when the timetable wanted it started (0: now, closed model).
+        The ``with`` block records the outcome when it is left (an error row for an
+        exception that escaped the flow, which it then swallows; cancellation goes
+        on). The runner awaits the flow itself: no coroutine of ours wraps it on the
+        data path. ``due_ns`` is when the timetable wanted it started (0: now, closed
+        model).
         """
-        user = self._users.get(client.index)
-        if user is None:
-            user = self._users[client.index] = User(self, client)
+        turn = self._turns.get(client.index)
+        if turn is None:
+            turn = self._turns[client.index] = Iteration(self, User(self, client))
+        user = turn.user
         now = self.recorder.clock()
         record = self.recorder.iteration(client.index, iteration, due_ns or now, now)
         user.iteration = iteration
@@ -82,17 +86,15 @@ class ScenarioRun:
         user._record = record
         user._lag_ns = now - record.intended_ns
         user._recorded = client.recorded = None
-        return user
+        return turn
 
-    def end(self, user: User, exc: BaseException | None = None) -> None:
-        """The flow returned, or ``exc`` escaped it: record the outcome (an error row
-        unless a step or request already recorded that exception)."""
+    def failed(self, user: User, exc: BaseException) -> None:
+        """``exc`` escaped the flow: record the iteration's end and an error row
+        (unless a step or request already recorded that exception)."""
         record = user._record
         assert record is not None
         now = self.recorder.clock()
         record.done_ns = now
-        if exc is None:
-            return
         record.error = code = error_code(exc)
         if isinstance(exc, asyncio.CancelledError):
             return
@@ -114,6 +116,32 @@ class ScenarioRun:
         logger.warning("scenario %s: an iteration ended with %s (%s); later ones with the same "
                        "code are counted in the rows, not logged", self.name, code, exc,
                        exc_info=not isinstance(exc, StreamError | StreamClosed | TimeoutError))
+
+
+class Iteration:
+    """The ``with`` block of one iteration (:meth:`ScenarioRun.begin`), reused by its
+    user: entering gives the :class:`User`, leaving records how the flow ended."""
+
+    __slots__ = ("run", "user")
+
+    def __init__(self, run: ScenarioRun, user: User) -> None:
+        self.run = run
+        self.user = user
+
+    def __enter__(self) -> User:
+        return self.user
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> bool:
+        """Record the outcome; swallow an exception (it is a row now), never a
+        cancellation or an interrupt."""
+        if exc is None:
+            record = self.user._record
+            assert record is not None
+            record.done_ns = self.run.recorder.clock()
+            return False
+        self.run.failed(self.user, exc)
+        return isinstance(exc, Exception)
 
 
 class User:
