@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from nbstream.loadtest.columns import Checks, Columns, PartialResult, is_none
+from nbstream.loadtest.columns import Checks, Columns, PartialResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,38 +58,35 @@ def message_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
     """``LoadResult.messages``: sorted by connection and seq (closed) or seq (open)."""
     import pandas as pd
 
-    columns = _in_order(columns, ["seq"] if open_model else ["connection", "seq"])
-    connection = columns["connection"]
+    order = sort_order([columns[k] for k in (["seq"] if open_model else ["connection", "seq"])])
+    connection = _ordered(columns["connection"], order)
     step = columns.get("step", np.full(len(connection), None, dtype=object))
     return pd.DataFrame({
         "connection": pd.arrays.IntegerArray(connection, connection < 0),
-        **{k: columns[k] for k in ("seq", "intended_at", "sent_at", "first_reply_at",
-                                   "done_at", "latency", "latency_corrected", "ttft",
-                                   "replies", "bytes_out", "bytes_in")},
-        "error": strings(columns["error"]),
-        "step": strings(step),
+        **{k: _ordered(columns[k], order)
+           for k in ("seq", "intended_at", "sent_at", "first_reply_at", "done_at", "latency",
+                     "latency_corrected", "ttft", "replies", "bytes_out", "bytes_in")},
+        "error": strings(columns["error"], order),
+        "step": strings(step, order),
     }, copy=False)  # the columns are the result's alone: a copy would only cost time
 
 
-def strings(values: npt.NDArray[Any]) -> pd.api.extensions.ExtensionArray:
-    """``values`` (str or None) as pandas' ``string`` dtype, None as <NA>.
+def strings(values: npt.NDArray[Any], order: npt.NDArray[np.intp] | None = None
+            ) -> pd.api.extensions.ExtensionArray:
+    """``values`` (str or None) as pandas' ``string`` dtype, None as <NA>, in ``order``.
 
-    Converts only the strings: a load test's error and step columns are mostly None,
-    and pandas converting every None of a million-row column costs as much as the rest
-    of the frame.
+    Converts each distinct string once: a load test's error and step columns hold a
+    few names (or None) a million times, and converting every row costs as much as
+    the rest of the frame. The rows are reordered as integer codes, not as objects.
     """
     import pandas as pd
 
-    present = np.flatnonzero(~is_none(values))
-    index = np.full(len(values), -1, dtype=np.intp)
-    index[present] = np.arange(len(present))
-    return pd.array(values[present], dtype="string").take(index, allow_fill=True)
+    codes, names = pd.factorize(values)
+    return pd.array(names, dtype="string").take(_ordered(codes, order), allow_fill=True)
 
 
-def _in_order(columns: Columns, keys: Sequence[str]) -> Columns:
-    """``columns`` with their rows sorted by ``keys`` (stable); as they are when in order."""
-    order = sort_order([columns[k] for k in keys])
-    return columns if order is None else {k: v[order] for k, v in columns.items()}
+def _ordered(values: npt.NDArray[Any], order: npt.NDArray[np.intp] | None) -> npt.NDArray[Any]:
+    return values if order is None else values[order]
 
 
 def sort_order(keys: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.intp] | None:
@@ -151,10 +148,11 @@ def iteration_frame(columns: Columns, open_model: bool) -> pd.DataFrame:
             "connection": pd.Series(dtype="int64"), "iteration": pd.Series(dtype="int64"),
             **{k: pd.Series(dtype="float64") for k in ITERATION_COLUMNS[2:-1]},
             "error": pd.Series(dtype="string")})
-    columns = _in_order(columns, ["iteration"] if open_model else ["connection", "iteration"])
+    order = sort_order([columns[k] for k in
+                        (["iteration"] if open_model else ["connection", "iteration"])])
     return pd.DataFrame({
-        **{k: columns[k] for k in ITERATION_COLUMNS[:-1]},
-        "error": strings(columns["error"]),
+        **{k: _ordered(columns[k], order) for k in ITERATION_COLUMNS[:-1]},
+        "error": strings(columns["error"], order),
     }, copy=False)
 
 
