@@ -183,15 +183,21 @@ class LoadPlan:
         payload = self.payload
         return isinstance(payload, bytes) or (isinstance(payload, str) and "{" not in payload)
 
+    def texts(self) -> Callable[[int, int], Any]:
+        """:meth:`text` as one function for the data path (the payload's kind is
+        looked at once, not at every message)."""
+        payload = self.payload
+        if isinstance(payload, str) and "{" in payload:
+            template = payload.format
+            return lambda connection, i: template(i=i, connection=connection)
+        if isinstance(payload, str | bytes):
+            return lambda connection, i: payload
+        return payload
+
     def text(self, connection: int, i: int) -> Any:
         """The payload of message ``i`` on ``connection`` (str or bytes; a payload
         function may also return a JSON value for ``protocol="json"``)."""
-        payload = self.payload
-        if isinstance(payload, str):
-            return payload.format(i=i, connection=connection) if "{" in payload else payload
-        if isinstance(payload, bytes):
-            return payload
-        return payload(connection, i)
+        return self.texts()(connection, i)
 
     def split(self, parts: int | None = None) -> list[PlanPart]:
         """Split into ``parts`` (default ``processes``) disjoint parts that cover the plan.

@@ -64,6 +64,7 @@ class Runner:
         if not self.protocol.ends_replies and plan.is_constant:
             self._constant = self.protocol.frame(plan.text(0, 0))
         self._envelope_type = plan.envelope_type
+        self._text = plan.texts()
 
     async def run(self) -> None:
         """Run the part to the end (or until :meth:`cancel`); never raises for the network."""
@@ -200,7 +201,7 @@ class Runner:
         where replies name no request)."""
         if self._constant is not None:
             return self._constant
-        payload = self.plan.text(connection, seq)
+        payload = self._text(connection, seq)
         envelope_type = self._envelope_type
         if envelope_type is not None:
             return Message(envelope_type, {"text": payload})
