@@ -15,6 +15,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from typing import cast
 
 from nbstream.faults.pipe import Link
 from nbstream.faults.units import Note, Signal, Way
@@ -42,8 +43,9 @@ class Endpoint(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport: asyncio's, or uvloop's (which subclasses none of asyncio's
+        # transport classes but has all their methods).
+        self.transport = cast(asyncio.Transport, transport)
         self.shell.made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -117,7 +119,7 @@ class LinkShell:
             self._connecting = self.loop.create_task(self._connect())
         else:
             self.server = endpoint
-            self.flow("up")
+            self.pump("up")  # what the client sent meanwhile, then reading resumes
 
     async def _connect(self) -> None:
         host, port = self.target
@@ -158,14 +160,16 @@ class LinkShell:
 
     def pump(self, way: Way, now: float | None = None) -> None:
         """Write what ``way`` has due, act on its signals, re-arm its timer."""
-        if self.closed:
+        receiver = self.server if way == "up" else self.client
+        if self.closed or receiver is None:
+            # Not connected to the target yet: what the client sent waits in the pipe
+            # (reading is paused meanwhile, but a loop may deliver what it had read).
             return
         pipe = self.link.pipes[way]
         out = pipe.poll(self.loop.time() if now is None else now)
-        receiver = self.server if way == "up" else self.client
         for item in out:
             if isinstance(item, bytes):
-                if receiver is not None and receiver.open:
+                if receiver.open:
                     assert receiver.transport is not None
                     receiver.transport.write(item)
             elif item is Signal.EOF:

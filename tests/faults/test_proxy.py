@@ -234,6 +234,34 @@ def test_a_script_drives_a_proxy_on_nbstreams_thread() -> None:
     server.stop()
 
 
+async def test_bytes_read_before_the_target_is_connected_reach_it() -> None:
+    """A loop may deliver what it had read although reading was paused (uvloop does,
+    for the request sent with the connection): those bytes were written nowhere and
+    lost, and the client hung in its handshake."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def target(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.put_nowait(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    listening = await asyncio.start_server(target, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    shell = LinkShell(Link(1, random.Random(0)), loop, ("127.0.0.1", port),
+                      lambda _shell, _notes: None, lambda _shell, _how: None, lambda: False)
+    ours, theirs = socket.socketpair()
+    await loop.connect_accepted_socket(lambda: shell.client, ours)
+    assert shell.server is None  # still dialling the target
+    request = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    shell.received("up", request)
+    try:
+        assert await asyncio.wait_for(got.get(), TIMEOUT) == request
+    finally:
+        shell.cut()
+        theirs.close()
+        listening.close()
+
+
 @pytest.mark.parametrize("finish", ["close", "cut"])
 async def test_a_connection_ended_before_its_socket_is_made_closes_that_socket(
         finish: str, start_server: ServerFactory) -> None:
