@@ -30,6 +30,7 @@ from nbstream.events import EventStream
 from nbstream.loadtest.plan import LoadPlan, PlanPart
 from nbstream.loadtest.recorder import PartialResult, Recorder, Tick
 from nbstream.loadtest.runner import Runner
+from nbstream.runtime import run_owned
 
 TICK_INTERVAL = 0.1
 """Seconds between live ticks (about ten progress updates a second)."""
@@ -185,7 +186,7 @@ def run_part(part: PlanPart, channel: Channel) -> PartialResult:
     started_at = channel.wait_start(START_TIMEOUT)
     if started_at is None:
         raise TimeoutError("the load test never started")
-    return asyncio.run(_run_part(part, channel, started_at))
+    return run_owned(_run_part(part, channel, started_at))
 
 
 async def _run_part(part: PlanPart, channel: Channel, started_at: float) -> PartialResult:

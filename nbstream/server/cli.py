@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbstream.cliargs import (
@@ -35,6 +35,7 @@ from nbstream.cliargs import (
     positive_int,
 )
 from nbstream.protocol import Backoff
+from nbstream.runtime import run_owned
 from nbstream.server.credentials import auth_from, backplane_from, short_token_users, tls_from
 from nbstream.server.options import ServerOptions
 
@@ -126,13 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
     options, auth_source = server_options(args, os.environ)
     _warn_about_exposure(args, options, auth_source)
     try:
-        import uvloop
-    except ImportError:
-        runner: Callable[[Coroutine[Any, Any, int]], int] = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        return runner(_serve(args, options))
+        return run_owned(_serve(args, options))
     except OSError as exc:  # the port is taken, the host does not resolve
         logger.error("cannot serve on %s port %s: %s", args.host, args.port, exc)
         return 1
