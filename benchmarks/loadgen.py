@@ -15,7 +15,9 @@ Scenarios, 100 connections request/response, against the cheapest echo server at
 (benchmarks/servers.py: C on libwebsockets, else picows) unless said otherwise:
 
 * raw: a plain websockets ``send``/``recv`` loop against ``load_test(protocol="raw")``
-  on each transport (websockets, picows).
+  on each transport (websockets, picows). ``load_test`` runs as in any script, on
+  nbstream's own loop (uvloop's when installed); the plain loop also runs on uvloop,
+  to show what the loop alone is worth.
 * envelope: nbstream's ``echo`` server (chat -> content + end; the Python server is
   the limit): a plain loop that sends JSON chats and reads until ``end``, against
   ``load_test()`` on each transport.
@@ -56,6 +58,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from websockets.asyncio.client import connect
 
 import nbstream
@@ -227,8 +230,8 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _plain(exchange: Exchange) -> Run:
-    return lambda url, seconds: asyncio.run(plain_loop(url, seconds, exchange))
+def _plain(exchange: Exchange, run: Callable[[Any], tuple[int, float]] = asyncio.run) -> Run:
+    return lambda url, seconds: run(plain_loop(url, seconds, exchange))
 
 
 def _load(**options: Any) -> Run:
@@ -242,6 +245,7 @@ def _scenario(flow: Any, protocol: str, transport: str) -> Run:
 PLAIN = "plain websockets loop"
 CASES = [
     Case("raw", PLAIN, "fast", _plain(raw_exchange)),
+    Case("raw", "plain loop on uvloop", "fast", _plain(raw_exchange, uvloop.run), PLAIN),
     Case("raw", "load_test, websockets", "fast", _load(protocol="raw", transport="websockets"),
          PLAIN),
     Case("raw", "load_test, picows", "fast", _load(protocol="raw", transport="picows"), PLAIN),

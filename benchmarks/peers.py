@@ -7,7 +7,9 @@ for the reply before its next send:
 
 * nbstream ``load_test(protocol="raw")`` on each transport (a row per message, HDR
   percentiles corrected for coordinated omission);
-* a plain websockets loop (no measurement at all: the floor of a Python client);
+* a plain websockets loop (no measurement at all: the floor of a Python client), on
+  asyncio's loop and on uvloop's (nbstream's rows run as a script's load test does, on
+  nbstream's own loop: uvloop's when installed);
 * Locust 2.x with a minimal ``User`` on websocket-client that sends, receives and
   fires ``events.request`` (as Locust's docs show for custom clients);
 * Artillery 2.x's ``ws`` engine, ``send`` with ``payload`` and ``match`` on the reply;
@@ -121,7 +123,7 @@ async def main():
     await asyncio.gather(*(ws.close() for ws in sockets))
     print(done)
 
-asyncio.run(main())
+__import__({loop!r}).run(main())
 """
 
 
@@ -236,7 +238,8 @@ def tools(env: Path) -> list[Tool]:
         Tool("nbstream load_test, picows", corrected, python_tool(NBSTREAM, transport="picows")),
         Tool("nbstream load_test, websockets", corrected,
              python_tool(NBSTREAM, transport="websockets")),
-        Tool("plain websockets loop", "none", python_tool(PLAIN)),
+        Tool("plain websockets loop", "none", python_tool(PLAIN, loop="asyncio")),
+        Tool("plain websockets loop on uvloop", "none", python_tool(PLAIN, loop="uvloop")),
         Tool("Locust + websocket-client", "every request through events.request: "
              "percentiles from its own buckets, per name; not corrected",
              locust_tool(env)),
