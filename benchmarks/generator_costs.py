@@ -99,7 +99,9 @@ def recorder_cost(messages: int, repeats: int) -> str:
     return (f"Recorder, {messages:,} messages without sockets (median of {repeats} runs): "
             f"{record:.2f} µs of CPU per message to record it (a record, its outcome, a live "
             f"tick every 10,000), {build:.2f} µs per message to build the LoadResult and its "
-            "summary once the load is over (columns, HDR histograms, DataFrames).")
+            "summary once the load is over (columns, HDR histograms, DataFrames; runs: "
+            f"{', '.join(f'{r[1]:.2f}' for r in runs)}: the build touches hundreds of MB "
+            "of fresh memory, and its cost swings with the machine's memory state).")
 
 
 IMPORTS = {

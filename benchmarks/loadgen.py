@@ -72,7 +72,11 @@ SECTION = "Load generator"
 NOTES = """\
 Each row is the median of interleaved runs (the individual runs follow it; the order
 of the rows reverses every other round); a ratio is the median of the per-round
-ratios. Single runs swing by a factor of two on this machine. The raw rows run
+ratios. Single runs swing by a factor of two on this machine. nbstream's rows run
+as a script's load test does, on nbstream's own loop: uvloop's, which the `server` and
+`test` extras install (in a notebook a one-process load test runs on the kernel's
+asyncio loop; `processes=2` workers run on uvloop's); the plain loops run on asyncio's
+unless the row says uvloop. The raw rows run
 against the C server: against a websockets echo server (a core of Python of its own)
 the server is the limit and both generators compete with it for the two cores, which
 measures the server. "generator CPU/msg" is
