@@ -144,11 +144,9 @@ class LoadClient(SyncTwins):
                 # for any message of such a protocol): decode it only to return it.
                 frame = await transport.recv()
                 now = clock()
-                self.deadline_ns = 0
                 if record is not None:
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
-                    self.current = None
-                    recorder.finish(record, now)
+                self._settle(record, now)
                 if keep:
                     replies = self._decode(frame)
                     if len(replies) > 1:
