@@ -39,9 +39,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
     """A new event loop for a thread or process nbstream owns: uvloop's when it is
     installed (``pip install 'nbstream[server]'``), else asyncio's.
 
-    uvloop schedules callbacks and reads sockets in C: a load-test connection costs
-    about 15% less CPU per message on it (benchmarks/RESULTS.md). A kernel's own loop
-    is never replaced.
+    uvloop schedules callbacks and reads sockets in C (what that is worth for a load
+    test: docs/loadtest.md, "How fast is it"). A kernel's own loop is never replaced.
     """
     try:
         import uvloop
