@@ -18,6 +18,8 @@ from typing import Any
 from websockets.asyncio.connection import Connection
 from websockets.protocol import State
 
+from nbstream.wire.base import Encoded
+
 SUPPORTED_MAJOR = range(14, 18)
 """websockets major versions whose internals this module was checked against."""
 
@@ -39,8 +41,8 @@ def check_version(version: str) -> None:
 check_version(version("websockets"))
 
 
-def write_now(ws: Connection, frames: Iterable[tuple[bytes, bool]]) -> bool:
-    """Frame ``(payload, is_text)`` messages and write them in one system call.
+def write_now(ws: Connection, frames: Iterable[Encoded]) -> bool:
+    """Frame messages and write them in one system call.
 
     Returns False (writing nothing) when the connection is no longer open: the
     receive loop then sees the close.
@@ -48,11 +50,11 @@ def write_now(ws: Connection, frames: Iterable[tuple[bytes, bool]]) -> bool:
     protocol = ws.protocol
     if protocol.state is not State.OPEN or ws.transport.is_closing():
         return False
-    for data, text in frames:
-        if text:
-            protocol.send_text(data)
+    for frame in frames:
+        if frame.text:
+            protocol.send_text(frame.data)
         else:
-            protocol.send_binary(data)
+            protocol.send_binary(frame.data)
     ws.transport.write(b"".join(protocol.data_to_send()))
     return True
 

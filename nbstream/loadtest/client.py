@@ -122,10 +122,8 @@ class LoadClient(SyncTwins):
             raise self._closed
         protocol, recorder, transport = self.protocol, self._recorder, self._transport
         clock, watched = recorder.clock, self.events.listened
-        if isinstance(request, Encoded):
-            data, text = request
-        else:
-            data, text = protocol.encode(request)
+        encoded = request if isinstance(request, Encoded) else protocol.encode(request)
+        data, text = encoded.data, encoded.text
         now = clock()
         record = None
         if seq >= 0:
@@ -220,10 +218,10 @@ class LoadClient(SyncTwins):
 
     def _pong(self, ping: Message) -> None:
         pong = self.protocol.pong(ping)
-        data, text = self.protocol.encode(pong)
-        self._transport.send(data, text)
+        encoded = self.protocol.encode(pong)
+        self._transport.send(encoded.data, encoded.text)
         if self.events:
-            self._emit_out(pong, data, text)
+            self._emit_out(pong, encoded.data, encoded.text)
 
     def _lost(self, exc: TransportClosed) -> StreamClosed:
         """The connection ended under us: remember why, for this and later calls."""
@@ -293,9 +291,9 @@ class LoadClient(SyncTwins):
         if self._closed is not None:
             raise self._closed
         encoded = self.protocol.encode(message)
-        self._transport.send(*encoded)
+        self._transport.send(encoded.data, encoded.text)
         if self.events:
-            self._emit_out(message, *encoded)
+            self._emit_out(message, encoded.data, encoded.text)
         return message
 
     async def arecv(self, timeout: float | None = None) -> Message:

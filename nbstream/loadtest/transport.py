@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from nbstream import wsinternals
 from nbstream.loadtest.errors import LocalError, http_error
 from nbstream.redact import redact_text
+from nbstream.wire import Encoded
 
 CONNECT_DEFAULTS: dict[str, Any] = {
     "compression": None,
@@ -117,7 +118,7 @@ class WebsocketsTransport(Transport):
     def send(self, data: bytes, text: bool) -> None:
         # One request in flight per connection: no backpressure to wait for, so the
         # frame is written without websockets' send coroutine and its locking.
-        wsinternals.write_now(self.ws, ((data, text),))
+        wsinternals.write_now(self.ws, (Encoded(data, text),))
 
     def abort(self) -> None:
         wsinternals.abort(self.ws)

