@@ -148,12 +148,19 @@ class Runner:
             if client is None:
                 return
             scenario, message, timeout = self.scenario, self._message, plan.timeout
+            user = scenario.user(client) if scenario is not None else None
             while (count is None or i < count) and client.alive:
                 if end_ns is not None and clock() >= end_ns:
                     break
                 if scenario is not None:
-                    with scenario.begin(client, i, 0) as user:
+                    assert user is not None
+                    record = scenario.start(user, i, 0)
+                    try:
                         await scenario.flow(user)
+                    except Exception as exc:
+                        scenario.failed(user, exc)
+                    else:
+                        record.done_ns = clock()
                 else:  # the built-in flow, inline: this loop is the data path
                     try:
                         await client.exchange(message(index, i), None, timeout, i, keep=False)
@@ -174,6 +181,7 @@ class Runner:
         # In-band pings are messages: read them while waiting. WebSocket pings are
         # answered by the transport whether anyone reads or not.
         wait = client.idle if self.protocol.in_band_heartbeat else asyncio.sleep
+        user = scenario.user(client) if scenario is not None else None
         try:
             while slots and client.alive:
                 slot = slots.popleft()
@@ -185,8 +193,14 @@ class Runner:
                     slots.appendleft(slot)  # another connection takes it
                     break
                 if scenario is not None:
-                    with scenario.begin(client, slot, due) as user:
+                    assert user is not None
+                    record = scenario.start(user, slot, due)
+                    try:
                         await scenario.flow(user)
+                    except Exception as exc:
+                        scenario.failed(user, exc)
+                    else:
+                        record.done_ns = clock()
                     continue
                 try:
                     await client.exchange(message(client.index, slot), None, timeout, slot,
@@ -219,6 +233,8 @@ class Runner:
     def _finish_rows(self) -> None:
         """Give every turn a row: in flight -> CANCELLED, never taken -> NOT_SENT."""
         now = self.recorder.clock()
+        if self.scenario is not None:
+            self.scenario.settle_cancelled(now)
         for client in self._clients:
             if client.current is not None:
                 self.recorder.finish(client.current, now, LocalError.CANCELLED, answered=False)

@@ -61,34 +61,42 @@ class ScenarioRun:
         self.flow = flow
         self.name = str(getattr(flow, "__name__", type(flow).__name__))
         self.timeout = plan.timeout
-        self._turns: dict[int, Iteration] = {}
+        self._users: dict[int, User] = {}
         self._logged: set[str] = set()
 
-    def begin(self, client: LoadClient, iteration: int, due_ns: int) -> Iteration:
-        """Start iteration ``iteration`` as the user of ``client``:
-        ``with run.begin(client, i, due_ns) as user: await run.flow(user)``.
+    def user(self, client: LoadClient) -> User:
+        """The virtual user of ``client``'s connection, kept for all its iterations."""
+        user = self._users.get(client.index)
+        if user is None:
+            user = self._users[client.index] = User(self, client)
+        return user
 
-        The ``with`` block records the outcome when it is left (an error row for an
-        exception that escaped the flow, which it then swallows; cancellation goes
-        on). The runner awaits the flow itself: no coroutine of ours wraps it on the
-        data path. ``due_ns`` is when the timetable wanted it started (0: now, closed
-        model).
+    def start(self, user: User, iteration: int, due_ns: int) -> IterationRecord:
+        """Start ``user``'s iteration ``iteration``, then run the flow as the runner does::
+
+            record = run.start(user, i, due_ns)
+            try:
+                await run.flow(user)
+            except Exception as exc:
+                run.failed(user, exc)
+            else:
+                record.done_ns = clock()
+
+        No coroutine or context manager of ours wraps the flow: this is the data path.
+        ``due_ns`` is when the timetable wanted it started (0: now, closed model). An
+        iteration cancelled midway is settled by :meth:`settle_cancelled`.
         """
-        turn = self._turns.get(client.index)
-        if turn is None:
-            turn = self._turns[client.index] = Iteration(self, User(self, client))
-        user = turn.user
         now = self.recorder.clock()
-        record = self.recorder.iteration(client.index, iteration, due_ns or now, now)
+        record = self.recorder.iteration(user.index, iteration, due_ns or now, now)
         user.iteration = iteration
         if self.plan.data is not None:
-            user.data = self.plan.row(client.index, iteration)
+            user.data = self.plan.row(user.index, iteration)
         user._record = record
         user._lag_ns = now - record.intended_ns
-        user._recorded = client.recorded = None
-        return turn
+        user._recorded = user.client.recorded = None
+        return record
 
-    def failed(self, user: User, exc: BaseException) -> None:
+    def failed(self, user: User, exc: Exception) -> None:
         """``exc`` escaped the flow: record the iteration's end and an error row
         (unless a step or request already recorded that exception)."""
         record = user._record
@@ -96,12 +104,17 @@ class ScenarioRun:
         now = self.recorder.clock()
         record.done_ns = now
         record.error = code = error_code(exc)
-        if isinstance(exc, asyncio.CancelledError):
-            return
         if exc is not user._recorded and exc is not user.client.recorded:
             self.recorder.interval(user.index, record.iteration, self.name,
                                    record.intended_ns, record.started_ns, now, code)
         self._log(code, exc)
+
+    def settle_cancelled(self, now: int) -> None:
+        """End every iteration still running (the test was cancelled) as CANCELLED."""
+        for user in self._users.values():
+            record = user._record
+            if record is not None and not record.done_ns:
+                record.done_ns, record.error = now, LocalError.CANCELLED
 
     def not_run(self, connection: int, iteration: int, due_ns: int) -> None:
         """Keep a planned iteration that never ran (its connection was gone) as NOT_SENT."""
@@ -116,32 +129,6 @@ class ScenarioRun:
         logger.warning("scenario %s: an iteration ended with %s (%s); later ones with the same "
                        "code are counted in the rows, not logged", self.name, code, exc,
                        exc_info=not isinstance(exc, StreamError | StreamClosed | TimeoutError))
-
-
-class Iteration:
-    """The ``with`` block of one iteration (:meth:`ScenarioRun.begin`), reused by its
-    user: entering gives the :class:`User`, leaving records how the flow ended."""
-
-    __slots__ = ("run", "user")
-
-    def __init__(self, run: ScenarioRun, user: User) -> None:
-        self.run = run
-        self.user = user
-
-    def __enter__(self) -> User:
-        return self.user
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> bool:
-        """Record the outcome; swallow an exception (it is a row now), never a
-        cancellation or an interrupt."""
-        if exc is None:
-            record = self.user._record
-            assert record is not None
-            record.done_ns = self.run.recorder.clock()
-            return False
-        self.run.failed(self.user, exc)
-        return isinstance(exc, Exception)
 
 
 class User:

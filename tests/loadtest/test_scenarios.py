@@ -101,6 +101,24 @@ async def test_a_request_that_times_out_is_a_timeout_row(feed_url: str) -> None:
     assert list(result.iterations["error"]) == ["TIMEOUT", "NOT_SENT"]
 
 
+async def test_iterations_running_when_the_test_is_cancelled_end_as_cancelled(
+        feed_url: str) -> None:
+    async def asks_then_thinks(user: User) -> None:
+        await user.request({"type": "unsubscribe"}, name="ask")
+        await user.sleep(60)
+
+    test = nbstream.start_load_test(feed_url, scenario=asks_then_thinks, connections=2,
+                                    iterations=3, protocol="json", progress=False)
+    while test.progress().completed < 2:
+        await asyncio.sleep(0.02)
+    test.cancel()
+    result = await asyncio.wait_for(test.aresult(), TIMEOUT)
+    it = result.iterations
+    assert list(it["error"]) == ["CANCELLED", "CANCELLED"]
+    assert (it["done_at"] >= it["started_at"]).all() and (it["done_at"] < 60).all()
+    assert result.messages["error"].isna().all() and len(result.messages) == 2
+
+
 async def _json_echo(message: Message, session: Session) -> AsyncIterator[Any]:
     yield message.data
 
