@@ -43,6 +43,9 @@ class RawProtocol(WireProtocol):
         return _as_text(frame)
 
     def decode_replies(self, frame: str | bytes) -> list[Message]:
+        # _as_text inline: a reply is decoded on every request of a scenario.
+        if type(frame) is str:
+            return [Message(TEXT, frame)]
         return [_as_text(frame)]
 
     def to_message(self, item: Any) -> Message:
