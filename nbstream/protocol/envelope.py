@@ -60,14 +60,21 @@ def new_id() -> str:
 Clock = Callable[[], int]
 """Nanoseconds since the Unix epoch (``time.time_ns``, or a fake clock in tests)."""
 
-_clock: Clock | None = None
-_last_stamp: tuple[int, str] = (0, "")
+
+def _no_clock() -> int:
+    raise RuntimeError("nbstream.protocol.envelope.use_clock() was never called")
+
+
+_clock: Clock = _no_clock
+_stamp_ms = -1
+"""The millisecond :data:`_stamp` names."""
+_stamp = ""
 
 
 def use_clock(clock: Clock) -> None:
     """Set the clock that stamps new messages (``import nbstream`` sets the wall clock)."""
-    global _clock, _last_stamp
-    _clock, _last_stamp = clock, (0, "")
+    global _clock, _stamp_ms
+    _clock, _stamp_ms = clock, -1
 
 
 def utc_timestamp() -> str:
@@ -76,13 +83,12 @@ def utc_timestamp() -> str:
     Formatting a datetime costs more than encoding the whole envelope, so the string
     is reused for every message within the same millisecond.
     """
-    global _last_stamp
-    assert _clock is not None, "nbstream.protocol.envelope.use_clock() was never called"
+    global _stamp_ms, _stamp
     ms = _clock() // 1_000_000
-    if ms != _last_stamp[0]:
-        stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-        _last_stamp = (ms, stamp)
-    return _last_stamp[1]
+    if ms != _stamp_ms:
+        _stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _stamp_ms = ms
+    return _stamp
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=False):
