@@ -16,8 +16,10 @@ from nbstream.protocol import (
     MessageType,
     StreamError,
     encode,
+    new_id,
     parse_client_frame,
     parse_server_frame,
+    utc_timestamp,
 )
 from nbstream.protocol.connection import Incoming
 from nbstream.wire.base import Encoded, WireProtocol
@@ -71,9 +73,12 @@ class EnvelopeProtocol(WireProtocol):
             return Message(MessageType.CONTENT, {"text": item})
         if self.binary and isinstance(item, bytes | bytearray | memoryview):
             return Message(BINARY, bytes(item))
-        if isinstance(item, dict) and isinstance(item.get("type"), str):
-            extra = {k: item[k] for k in ("id", "timestamp") if isinstance(item.get(k), str)}
-            return Message(item["type"], item.get("data"), **extra)
+        if isinstance(item, dict):
+            kind, given_id, stamp = item.get("type"), item.get("id"), item.get("timestamp")
+            if isinstance(kind, str):  # a scenario's request: no comprehension, no **kwargs
+                return Message(kind, item.get("data"),
+                               given_id if isinstance(given_id, str) else new_id(),
+                               stamp if isinstance(stamp, str) else utc_timestamp())
         raise TypeError(
             f"the nbstream protocol cannot send {type(item).__name__}; send a Message, "
             "a str, or a dict with 'type' and 'data'"
