@@ -1,4 +1,5 @@
-"""WebSocket peers that complete the handshake and then never answer a ping.
+"""WebSocket peers that complete the handshake and then never answer a ping (or, asked
+to, answer and count every ping).
 
 websockets answers pings by itself, so a peer that stops answering is written here
 on websockets' sans-I/O protocol objects (public API) over plain asyncio streams: it
@@ -8,7 +9,7 @@ reads and parses frames, but never writes what the protocol queued (the pongs).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from websockets.client import ClientProtocol
@@ -28,6 +29,7 @@ class SilentClient:
         self.uri = parse_uri(url)
         self.pings = 0
         """Pings received (and never answered)."""
+        self.ping_payloads: list[bytes] = []
 
     async def open(self) -> None:
         """Connect and complete the opening handshake."""
@@ -38,6 +40,19 @@ class SilentClient:
             self.protocol.receive_data(await asyncio.wait_for(self.reader.read(65536),
                                                               TIMEOUT))
         assert self.protocol.handshake_exc is None, self.protocol.handshake_exc
+
+    async def answer_pings_until(self, done: Callable[[], bool], timeout: float = TIMEOUT
+                                 ) -> None:
+        """Read frames, answering pings (their payloads kept), until ``done()``."""
+        async with asyncio.timeout(timeout):
+            while not done():
+                data = await self.reader.read(65536)
+                assert data, "the server closed the connection"
+                self.protocol.receive_data(data)
+                self.ping_payloads += [
+                    bytes(event.data) for event in self.protocol.events_received()
+                    if isinstance(event, Frame) and event.opcode is Opcode.PING]
+                self.writer.write(b"".join(self.protocol.data_to_send()))
 
     async def wait_closed(self, timeout: float = TIMEOUT) -> Close | None:
         """Read until the server closes; the close frame it sent (None: none came)."""

@@ -96,7 +96,8 @@ class ServerOptions:
     close_timeout: float = field(default=2.0, metadata=seconds())
     """Seconds to wait for the peer's close frame before dropping TCP (websockets)."""
     ping_interval: float | None = field(default=20.0, metadata=seconds(optional=True))
-    """websockets' protocol-level keepalive ping, in seconds (None: off)."""
+    """websockets' protocol-level keepalive ping, in seconds (None: off). The nbstream
+    protocol only: the others' heartbeat (``heartbeat_interval``) is WebSocket pings."""
     ping_timeout: float | None = field(default=20.0, metadata=seconds(optional=True))
     """Seconds to wait for websockets' protocol-level pong before closing 1011."""
     compression: str | None = field(default=None, metadata=one_of(None, "deflate"))

@@ -117,7 +117,9 @@ class Server:
                 max_size=opts.max_message_bytes,
                 open_timeout=opts.open_timeout,
                 close_timeout=opts.close_timeout,
-                ping_interval=opts.ping_interval,
+                # Without in-band heartbeats, the heartbeat is WebSocket pings already:
+                # websockets' keepalive would ping a second time.
+                ping_interval=opts.ping_interval if protocol.in_band_heartbeat else None,
                 ping_timeout=opts.ping_timeout,
                 logger=websockets_logger("nbstream.websockets.server"),
             )

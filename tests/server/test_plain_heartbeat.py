@@ -63,3 +63,19 @@ async def test_the_client_closes_1011_when_a_server_stops_answering_its_pings() 
         assert list(frame["kind"])[-1] == "close"
         assert frame["type"].tolist().count("ping") >= 1 and "pong" not in set(frame["type"])
         await client.aclose()
+
+
+async def test_plain_protocols_ping_once_per_heartbeat_not_also_by_keepalive(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server("echo", protocol="raw", heartbeat_interval=0.1,
+                                ping_interval=0.02)  # websockets' keepalive: not for raw
+    peer = SilentClient(server.url)
+    await peer.open()
+
+    def heartbeats() -> int:  # nbstream's pings carry a message id, keepalive 4 bytes
+        return sum(1 for payload in peer.ping_payloads if len(payload) > 4)
+
+    await peer.answer_pings_until(lambda: heartbeats() >= 3)
+    assert len(peer.ping_payloads) == heartbeats()  # with the keepalive too: ~15 more
+    peer.writer.close()
