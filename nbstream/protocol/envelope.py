@@ -147,6 +147,8 @@ class _Batch(msgspec.Struct):
 _BATCH_PREFIX = b'{"type":"batch",'
 """How :func:`encode_batch` output starts (msgspec writes fields in order)."""
 _BATCH_PREFIX_TEXT = _BATCH_PREFIX.decode()
+_BATCH_TYPE = MessageType.BATCH
+"""Read once: on Python 3.11 an enum member read through its class costs 70 ns."""
 
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(_ClientFrame)
@@ -230,7 +232,7 @@ def parse_server_frame(frame: str | bytes) -> list[Message]:
         message = _message_decoder.decode(frame)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _broken(f"the server sent an invalid envelope: {exc}") from None
-    if message.type != MessageType.BATCH:
+    if message.type != _BATCH_TYPE:
         return [message]
     inner = message.data.get("messages") if isinstance(message.data, dict) else None
     if not isinstance(inner, list):

@@ -27,6 +27,12 @@ class ReplyStep(enum.Enum):
     """The reply ended with an error: the request's own, or one that ends every reply."""
 
 
+# Members read once: on Python 3.11 reading one through its class costs 70 ns
+# (EnumType.__getattr__), and the functions below run for every reply message.
+_PART, _OTHER, _END, _FAILED = ReplyStep.PART, ReplyStep.OTHER, ReplyStep.END, ReplyStep.FAILED
+_ERROR, _PONG, _END_TYPE = MessageType.ERROR, MessageType.PONG, MessageType.END
+
+
 def reply_to(message: Message) -> str | None:
     """The id of the client message that ``message`` answers, if it names one.
 
@@ -36,10 +42,10 @@ def reply_to(message: Message) -> str | None:
     data = message.data
     if not isinstance(data, dict):
         return None
-    if message.type == MessageType.ERROR:
+    if message.type == _ERROR:
         details = data.get("details")
         ref = details.get("reply_to") if isinstance(details, dict) else None
-    elif message.type == MessageType.PONG:
+    elif message.type == _PONG:
         ref = data.get("ping_id")
     else:
         ref = data.get("reply_to")
@@ -55,16 +61,16 @@ def reply_step(message: Message, request_id: str | None) -> ReplyStep:
     kind = message.type
     ref = reply_to(message)
     if ref is not None and ref != request_id:
-        return ReplyStep.OTHER
-    if kind == MessageType.END or kind == MessageType.PONG:
-        return ReplyStep.END
-    if kind == MessageType.ERROR:
+        return _OTHER
+    if kind == _END_TYPE or kind == _PONG:
+        return _END
+    if kind == _ERROR:
         data = message.data
         if ref is not None or not isinstance(data, dict):
-            return ReplyStep.FAILED
+            return _FAILED
         if data.get("recoverable") is False or data.get("code") == ErrorCode.RECOVERY_FAILED:
-            return ReplyStep.FAILED
-    return ReplyStep.PART
+            return _FAILED
+    return _PART
 
 
 Until = Callable[[Message], bool]
@@ -80,10 +86,10 @@ def request_step(message: Message, request_id: str | None, until: Until | None,
     :func:`reply_step`; any other protocol's reply is its first message.
     """
     if until is not None:
-        return ReplyStep.END if until(message) else ReplyStep.PART
+        return _END if until(message) else _PART
     if ends_replies:
         return reply_step(message, request_id)
-    return ReplyStep.END
+    return _END
 
 
 def first_frame_ends(ends_replies: bool, in_band_heartbeat: bool) -> bool:
