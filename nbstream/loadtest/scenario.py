@@ -72,19 +72,13 @@ class ScenarioRun:
         return user
 
     def start(self, user: User, iteration: int, due_ns: int) -> IterationRecord:
-        """Start ``user``'s iteration ``iteration``, then run the flow as the runner does::
+        """Start ``user``'s iteration ``iteration``; then await ``flow(user)``, hand an
+        exception that escapes it to :meth:`failed`, else set the record's ``done_ns``.
 
-            record = run.start(user, i, due_ns)
-            try:
-                await run.flow(user)
-            except Exception as exc:
-                run.failed(user, exc)
-            else:
-                record.done_ns = clock()
-
-        No coroutine or context manager of ours wraps the flow: this is the data path.
-        ``due_ns`` is when the timetable wanted it started (0: now, closed model). An
-        iteration cancelled midway is settled by :meth:`settle_cancelled`.
+        The runner's two loops do this inline (``Runner._closed``, ``Runner._open``): a
+        coroutine of ours around the flow would cost every iteration. ``due_ns`` is when
+        the timetable wanted it started (0: now, closed model). An iteration cancelled
+        midway is settled by :meth:`settle_cancelled`.
         """
         now = self.recorder.clock()
         record = self.recorder.iteration(user.index, iteration, due_ns or now, now)
