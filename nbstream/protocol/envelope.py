@@ -66,28 +66,31 @@ def _no_clock() -> int:
 
 
 _clock: Clock = _no_clock
-_stamp_ms = -1
-"""The millisecond :data:`_stamp` names."""
+_stamp_from = _stamp_until = 0
+"""The clock readings (ns) of the millisecond that :data:`_stamp` names: [from, until)."""
 _stamp = ""
 
 
 def use_clock(clock: Clock) -> None:
     """Set the clock that stamps new messages (``import nbstream`` sets the wall clock)."""
-    global _clock, _stamp_ms
-    _clock, _stamp_ms = clock, -1
+    global _clock, _stamp_from, _stamp_until
+    _clock, _stamp_from, _stamp_until = clock, 0, 0
 
 
 def utc_timestamp() -> str:
     """The clock's UTC time, ISO-8601 to the millisecond with an explicit ``+00:00``.
 
     Formatting a datetime costs more than encoding the whole envelope, so the string
-    is reused for every message within the same millisecond.
+    is reused for every message within the same millisecond (a clock that steps back
+    is followed).
     """
-    global _stamp_ms, _stamp
-    ms = _clock() // 1_000_000
-    if ms != _stamp_ms:
+    global _stamp_from, _stamp_until, _stamp
+    now = _clock()
+    if not _stamp_from <= now < _stamp_until:
+        ms = now // 1_000_000
         _stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-        _stamp_ms = ms
+        _stamp_from = ms * 1_000_000
+        _stamp_until = _stamp_from + 1_000_000
     return _stamp
 
 

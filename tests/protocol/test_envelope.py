@@ -1,4 +1,6 @@
 import json
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -9,6 +11,7 @@ from nbstream.protocol import (
     StreamError,
     encode,
     encode_batch,
+    envelope,
     parse_client_frame,
     parse_server_frame,
 )
@@ -20,6 +23,28 @@ def test_message_fills_id_and_utc_timestamp() -> None:
     assert a.timestamp.endswith("+00:00")
     assert json.loads(encode(a)) == {"type": "content", "data": {"text": "x"},
                                      "id": a.id, "timestamp": a.timestamp}
+
+
+@pytest.fixture
+def clock() -> Iterator[list[int]]:
+    """A settable wall clock for message timestamps (the real one restored after)."""
+    now = [1_767_225_600_000_000_000]  # 2026-01-01T00:00:00Z
+    envelope.use_clock(lambda: now[0])
+    yield now
+    envelope.use_clock(time.time_ns)
+
+
+def test_timestamps_follow_the_clock_by_millisecond_both_ways(clock: list[int]) -> None:
+    first = envelope.utc_timestamp()
+    assert first == "2026-01-01T00:00:00.000+00:00"
+    clock[0] += 999_999
+    assert envelope.utc_timestamp() is first  # same millisecond: the string is reused
+    clock[0] += 1
+    assert envelope.utc_timestamp() == "2026-01-01T00:00:00.001+00:00"
+    clock[0] -= 3_600_000_000_000  # the wall clock stepped back an hour
+    assert envelope.utc_timestamp() == "2025-12-31T23:00:00.001+00:00"
+    clock[0] -= 1
+    assert envelope.utc_timestamp() == "2025-12-31T23:00:00.000+00:00"
 
 
 def test_message_is_immutable() -> None:
