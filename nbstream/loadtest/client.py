@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from nbstream.client.messages import NO_DATA, chat_message, message_for
@@ -72,6 +73,11 @@ class LoadClient(SyncTwins):
         self._closed: StreamClosed | None = None
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        self.outgoing: Callable[[Any], Message | Encoded] = (
+            protocol.to_message if protocol.ends_replies else protocol.frame)
+        """What :meth:`exchange` sends for ``request(value)``: the message, or just its
+        frame where replies name no request (no message built). Raises TypeError for a
+        value the protocol cannot send."""
 
     @property
     def session_id(self) -> str:
@@ -148,7 +154,10 @@ class LoadClient(SyncTwins):
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
                 self._settle(record, now)
                 if keep:
-                    replies = self._decode(frame)
+                    try:
+                        replies = protocol.decode_replies(frame)
+                    except StreamError as exc:
+                        replies = [Message(MessageType.ERROR, exc.to_dict())]
                     if len(replies) > 1:
                         self._pending.extend(replies[1:])
                         return replies[:1]
@@ -329,16 +338,6 @@ class LoadClient(SyncTwins):
         """
         return await self.exchange(self.outgoing(value), until,
                                    self.timeout if timeout is None else timeout)
-
-    def outgoing(self, value: Any) -> Message | Encoded:
-        """What :meth:`exchange` sends for ``request(value)``: the message, or just its
-        frame where replies name no request (cheaper: no message is built).
-
-        Raises:
-            TypeError: for a value the protocol cannot send.
-        """
-        protocol = self.protocol
-        return protocol.to_message(value) if protocol.ends_replies else protocol.frame(value)
 
     async def achat(self, text: str, timeout: float | None = None, **data: Any
                     ) -> list[Message]:

@@ -149,14 +149,15 @@ class Runner:
                 return
             scenario, message, timeout = self.scenario, self._message, plan.timeout
             user = scenario.user(client) if scenario is not None else None
+            flow = scenario.flow if scenario is not None else None
             while (count is None or i < count) and client.alive:
                 if end_ns is not None and clock() >= end_ns:
                     break
                 if scenario is not None:
-                    assert user is not None
+                    assert user is not None and flow is not None
                     record = scenario.start(user, i, 0)
                     try:
-                        await scenario.flow(user)
+                        await flow(user)
                     except Exception as exc:
                         scenario.failed(user, exc)
                     else:
@@ -182,6 +183,7 @@ class Runner:
         # answered by the transport whether anyone reads or not.
         wait = client.idle if self.protocol.in_band_heartbeat else asyncio.sleep
         user = scenario.user(client) if scenario is not None else None
+        flow = scenario.flow if scenario is not None else None
         try:
             while slots and client.alive:
                 slot = slots.popleft()
@@ -193,10 +195,10 @@ class Runner:
                     slots.appendleft(slot)  # another connection takes it
                     break
                 if scenario is not None:
-                    assert user is not None
+                    assert user is not None and flow is not None
                     record = scenario.start(user, slot, due)
                     try:
-                        await scenario.flow(user)
+                        await flow(user)
                     except Exception as exc:
                         scenario.failed(user, exc)
                     else:

@@ -62,6 +62,9 @@ class ScenarioRun:
         self.name = str(getattr(flow, "__name__", type(flow).__name__))
         self.timeout = plan.timeout
         self._users: dict[int, User] = {}
+        self._clock = recorder.clock
+        self._iterations = recorder.iterations
+        self._data = plan.data is not None
         self._logged: set[str] = set()
 
     def user(self, client: LoadClient) -> User:
@@ -80,13 +83,15 @@ class ScenarioRun:
         the timetable wanted it started (0: now, closed model). An iteration cancelled
         midway is settled by :meth:`settle_cancelled`.
         """
-        now = self.recorder.clock()
-        record = self.recorder.iteration(user.index, iteration, due_ns or now, now)
+        now = self._clock()
+        intended = due_ns or now
+        record = IterationRecord(user.index, iteration, intended, now)
+        self._iterations.append(record)
         user.iteration = iteration
-        if self.plan.data is not None:
+        if self._data:
             user.data = self.plan.row(user.index, iteration)
         user._record = record
-        user._lag_ns = now - record.intended_ns
+        user._lag_ns = now - intended
         user._recorded = user.client.recorded = None
         return record
 
@@ -148,6 +153,7 @@ class User:
         """Whatever the flow wants to keep between this user's iterations."""
         self._run = run
         self._recorder = run.recorder
+        self._timeout = run.timeout
         self._record: IterationRecord | None = None
         self._lag_ns = 0
         self._recorded: BaseException | None = None
@@ -170,8 +176,8 @@ class User:
         """
         client = self.client
         return client.exchange(client.outgoing(value), until,
-                               self._run.timeout if timeout is None else timeout,
-                               self.iteration, name or REQUEST_STEP, lag_ns=self._lag_ns)
+                               self._timeout if timeout is None else timeout,
+                               self.iteration, name or REQUEST_STEP, 0, self._lag_ns)
 
     def step(self, name: str) -> Step:
         """Time a block as a row of step ``name``: ``async with user.step("login"): ...``.
