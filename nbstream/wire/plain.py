@@ -102,15 +102,21 @@ class JsonProtocol(RawProtocol):
     name = "json"
 
     def __init__(self, type_key: TypeKey = "type") -> None:
-        self.type_key = type_key
+        self._key = type_key
+        self._key_function = type_key if callable(type_key) else None
+
+    @property
+    def type_key(self) -> TypeKey:
+        """The key holding a message's type, or the function of the value that names it."""
+        return self._key
 
     def type_of(self, value: Any) -> str:
         """The message type of a decoded JSON value."""
-        key = self.type_key
-        if callable(key):
-            found = key(value)
+        function = self._key_function
+        if function is not None:
+            found = function(value)
         else:
-            found = value.get(key) if isinstance(value, dict) else None
+            found = value.get(self._key) if type(value) is dict else None
         return found if isinstance(found, str) and found else JSON_DEFAULT_TYPE
 
     def _decode(self, frame: str | bytes) -> Message:
