@@ -167,12 +167,13 @@ class LoadClient(SyncTwins):
                 frame = await transport.recv()
                 now = clock()
                 messages = self._decode(frame)
-                if not messages:
+                count = len(messages)
+                if not count:
                     continue  # an empty batch
-                size = len(frame) // len(messages)
+                size = len(frame) // count
                 for position, message in enumerate(messages):
                     if self.events.listened:
-                        self._emit_in(message, size, frame if len(messages) == 1 else None)
+                        self._emit_in(message, size, frame if count == 1 else None)
                     if message.type == _PING and protocol.in_band_heartbeat:
                         self._pong(message)
                         continue
@@ -188,7 +189,8 @@ class LoadClient(SyncTwins):
                             record.first_ns = now
                     if outcome is _PART:
                         continue
-                    self._pending.extend(messages[position + 1:])
+                    if position + 1 < count:
+                        self._pending.extend(messages[position + 1:])
                     if outcome is _END:
                         self._settle(record, now)
                         return replies

@@ -67,18 +67,18 @@ class EnvelopeProtocol(WireProtocol):
 
     def to_message(self, item: Any) -> Message:
         """A Message as is; a str becomes ``content``; a dict with ``type`` an envelope."""
-        if isinstance(item, Message):
-            return item
-        if isinstance(item, str):
-            return Message(MessageType.CONTENT, {"text": item})
-        if self.binary and isinstance(item, bytes | bytearray | memoryview):
-            return Message(BINARY, bytes(item))
-        if isinstance(item, dict):
+        if isinstance(item, dict):  # first: a scenario's request, on its data path
             kind, given_id, stamp = item.get("type"), item.get("id"), item.get("timestamp")
-            if isinstance(kind, str):  # a scenario's request: no comprehension, no **kwargs
+            if isinstance(kind, str):  # no comprehension, no **kwargs
                 return Message(kind, item.get("data"),
                                given_id if isinstance(given_id, str) else new_id(),
                                stamp if isinstance(stamp, str) else utc_timestamp())
+        elif isinstance(item, Message):
+            return item
+        elif isinstance(item, str):
+            return Message(MessageType.CONTENT, {"text": item})
+        elif self.binary and isinstance(item, bytes | bytearray | memoryview):
+            return Message(BINARY, bytes(item))
         raise TypeError(
             f"the nbstream protocol cannot send {type(item).__name__}; send a Message, "
             "a str, or a dict with 'type' and 'data'"
