@@ -48,6 +48,15 @@ _ID_PREFIX = os.urandom(5).hex()
 _ID_COUNTER = itertools.count(1)
 
 
+def _new_id_prefix() -> None:
+    """A forked child gets a prefix of its own (it would repeat its parent's ids)."""
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(5).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_id() -> str:
     """A process-unique message id: a random per-process prefix and a counter.
 

@@ -1,4 +1,5 @@
 import json
+import os
 import time
 from collections.abc import Iterator
 
@@ -32,6 +33,21 @@ def clock() -> Iterator[list[int]]:
     envelope.use_clock(lambda: now[0])
     yield now
     envelope.use_clock(time.time_ns)
+
+
+def test_a_forked_process_makes_ids_its_parent_never_makes() -> None:
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report one id and leave at once
+        os.write(write, envelope.new_id().encode())
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        child_id = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent_id = envelope.new_id()
+    assert child_id.split("-")[0] != parent_id.split("-")[0]
 
 
 def test_timestamps_follow_the_clock_by_millisecond_both_ways(clock: list[int]) -> None:
