@@ -4,7 +4,8 @@ Data frames (text and binary) of each session and direction are aligned as seque
 (difflib's longest matching blocks) on their payloads, with the JSON keys that change
 on every run left out. Heartbeats (nbstream's in-band ping and pong) are left out too:
 how many there are follows how long a session lasted. What does not align is
-``missing`` or ``extra``; a payload replaced by another at the same place is
+``missing`` or ``extra``, unless the same payload is missing at one place and extra at
+another: that frame ``moved``; a payload replaced by another at the same place is
 ``changed``; aligned frames more than ``tolerance`` seconds off are a ``timing``
 change. Times compared:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import json
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +45,7 @@ def diff(mine: Recorder, other: Recorder, *, tolerance: float,
          ignore: Iterable[str] | None) -> pd.DataFrame:
     """One row per difference between ``mine`` and ``other`` (see the module docstring).
 
-    Columns: ``session``, ``direction``, ``change`` (missing, extra, changed, timing),
+    Columns: ``session``, ``direction``, ``change`` (missing, extra, moved, changed, timing),
     ``index``/``other_index`` (the frame's position among its session's frames in that
     direction), ``type``, ``time``/``other_time`` (seconds since each recording's
     start), ``shift`` (seconds later in ``other``, for timing changes), ``payload`` and
@@ -128,6 +130,8 @@ def _without(value: Any, ignored: frozenset[str]) -> Any:
 def _compare(name: str, direction: str, a: _Side, b: _Side, tolerance: float,
              timed: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    missing: list[int] = []
+    extra: list[int] = []
 
     def row(change: str, i: int | None, j: int | None, shift: float | None = None) -> None:
         mine = a.frames[i] if i is not None else None
@@ -155,8 +159,21 @@ def _compare(name: str, direction: str, a: _Side, b: _Side, tolerance: float,
         paired = min(i2 - i1, j2 - j1) if tag == "replace" else 0
         for k in range(paired):
             row("changed", i1 + k, j1 + k)
-        for i in range(i1 + paired, i2):
+        missing.extend(range(i1 + paired, i2))
+        extra.extend(range(j1 + paired, j2))
+    # A frame only here and the same frame only there moved: pair them in order.
+    elsewhere: dict[str | bytes | None, deque[int]] = {}
+    for j in extra:
+        elsewhere.setdefault(b.keys[j], deque()).append(j)
+    moved: set[int] = set()
+    for i in missing:
+        there = elsewhere.get(a.keys[i])
+        if there:
+            moved.add(there[0])
+            row("moved", i, there.popleft())
+        else:
             row("missing", i, None)
-        for j in range(j1 + paired, j2):
+    for j in extra:
+        if j not in moved:
             row("extra", None, j)
     return rows

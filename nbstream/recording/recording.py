@@ -214,12 +214,12 @@ class Recording(Recorder):
              ignore: Iterable[str] | None = None) -> pd.DataFrame:
         """What ``other`` (a replay, say) did differently, per session and direction.
 
-        One row per difference: ``missing`` (here, not there), ``extra``, ``changed``
-        (same place, other payload) or ``timing`` (same payload, more than
-        ``tolerance`` seconds off). JSON payloads are compared without the keys in
-        ``ignore``, anywhere in them (default: ``id``, ``timestamp``, ``session_id``,
-        ``epoch``, ``tool_use_id``, ``reply_to``, which change on every run). See
-        docs/recordings.md for how times are compared.
+        One row per difference: ``missing`` (here, not there), ``extra``, ``moved``
+        (the same payload at another place), ``changed`` (same place, other payload) or
+        ``timing`` (same payload, more than ``tolerance`` seconds off). JSON payloads
+        are compared without the keys in ``ignore``, anywhere in them (default: ``id``,
+        ``timestamp``, ``session_id``, ``epoch``, ``tool_use_id``, ``reply_to``, which
+        change on every run). See docs/recordings.md for how times are compared.
         """
         return compare.diff(self, other, tolerance=tolerance, ignore=ignore)
 

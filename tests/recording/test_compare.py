@@ -1,4 +1,4 @@
-"""diff(): missing, extra, changed and timing per session and direction."""
+"""diff(): missing, extra, moved, changed and timing per session and direction."""
 
 from __future__ import annotations
 
@@ -38,6 +38,17 @@ def test_missing_and_extra_frames() -> None:
                      d["other_payload"].fillna(""), strict=True))
     assert got == [("c2s", "extra", "", "b"), ("s2c", "extra", "", "z"),
                    ("s2c", "missing", "x", "")]
+
+
+def test_a_frame_at_another_place_is_one_moved_row() -> None:
+    original = recording(text(0, "s2c", "x"), text(0.1, "s2c", "y"), text(0.2, "s2c", "z"))
+    other = recording(text(0, "s2c", "y"), text(0.1, "s2c", "z"), text(0.2, "s2c", "x"),
+                      text(0.3, "s2c", "x"))
+    d = original.diff(other, tolerance=1.0)
+    got = sorted(zip(d["change"], d["index"].fillna(-1), d["other_index"],
+                     d["payload"].fillna(""), d["other_payload"], strict=True))
+    # the first "x" moved from 0 to 2; the second "x" is only in other
+    assert got == [("extra", -1, 3, "", "x"), ("moved", 0, 2, "x", "x")]
 
 
 def test_a_slower_reply_is_a_timing_change_with_its_shift() -> None:
