@@ -60,7 +60,8 @@ class FlowEvent(msgspec.Struct, frozen=True):
     payload: str | bytes | None = None
 
 
-Subscriber = Callable[[FlowEvent], None]
+Subscriber = Callable[[FlowEvent], object]
+"""Called with every event; what it returns is ignored (``TurnLog.fold`` fits as is)."""
 
 
 class EventStream:

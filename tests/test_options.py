@@ -12,19 +12,22 @@ import pytest
 
 import nbstream
 from nbstream.client import ConnectKwargs, ConnectOptions
-from nbstream.loadtest.options import LoadTestKwargs, LoadTestOptions
+from nbstream.loadtest.options import CONNECT_KEYWORDS, LoadTestKwargs, LoadTestOptions
 from tests.conftest import ServerFactory
 
 
-@pytest.mark.parametrize(("options", "kwargs", "functions"), [
-    (ConnectOptions, ConnectKwargs, [nbstream.connect, nbstream.aconnect]),
+@pytest.mark.parametrize(("options", "kwargs", "functions", "passed_through"), [
+    (ConnectOptions, ConnectKwargs, [nbstream.connect, nbstream.aconnect], frozenset()),
     (LoadTestOptions, LoadTestKwargs,
-     [nbstream.load_test, nbstream.aload_test, nbstream.start_load_test]),
+     [nbstream.load_test, nbstream.aload_test, nbstream.start_load_test], CONNECT_KEYWORDS),
 ])
-def test_twins_share_one_definition(options: type, kwargs: type,
-                                    functions: list[Any]) -> None:
+def test_twins_share_one_definition(options: type, kwargs: type, functions: list[Any],
+                                    passed_through: frozenset[str]) -> None:
     names = [f.name for f in fields(options) if f.name != "connect_options"]
-    assert list(kwargs.__annotations__) == names
+    declared = list(kwargs.__annotations__)
+    assert declared[:len(names)] == names
+    # then websockets' own keywords, so that a type checker accepts what is documented
+    assert set(declared[len(names):]) == passed_through
     defaults = {f.name: f.default for f in fields(options) if f.name in names}
     for function in functions:
         signature = inspect.signature(function)

@@ -9,11 +9,15 @@ does not know but websockets' ``connect`` does (``additional_headers``,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.datastructures import HeadersLike
+from websockets.extensions import ClientExtensionFactory
+from websockets.typing import LoggerLike
 
 from nbstream import wire
 from nbstream.loadtest.plan import LoadPlan, Payload, Scenario
@@ -155,6 +159,25 @@ class LoadTestKwargs(TypedDict, total=False):
     data: Any
     transport: TransportName
     faults: Iterable[FaultEntry] | None
+    # websockets' connect keywords (CONNECT_KEYWORDS), passed to every connection
+    origin: str | None
+    extensions: Sequence[ClientExtensionFactory] | None
+    subprotocols: Sequence[str] | None
+    compression: str | None
+    additional_headers: HeadersLike | None
+    user_agent_header: str | None
+    proxy: str | Literal[True] | None
+    process_exception: Callable[[Exception], Exception | None]
+    open_timeout: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    reconnect_delays: Callable[[], Generator[float]]
+    max_size: int | tuple[int | None, int | None] | None
+    max_queue: int | tuple[int | None, int | None] | None
+    write_limit: int | tuple[int, int | None]
+    logger: LoggerLike | None
+    create_connection: type[ClientConnection] | None
 
 
 def _is_frame(value: Any) -> bool:
