@@ -101,11 +101,11 @@ class _PicowsEcho(WSListener):
 
 async def _serve(kind: str, ports: Any) -> None:
     if kind == "picows":
-        server = await ws_create_server(lambda request: _PicowsEcho(), "127.0.0.1", 0)
-        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        picows_server = await ws_create_server(lambda request: _PicowsEcho(), "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{picows_server.sockets[0].getsockname()[1]}/"
     elif kind == "raw":
-        server = await serve(_echo, "127.0.0.1", 0, compression=None, max_queue=None)
-        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        ws_server = await serve(_echo, "127.0.0.1", 0, compression=None, max_queue=None)
+        url = f"ws://127.0.0.1:{ws_server.sockets[0].getsockname()[1]}/"
     else:
         url = (await nbstream.aserve("echo", max_connections=None)).url
     ports.put(url)

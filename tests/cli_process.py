@@ -79,9 +79,9 @@ class NbstreamProcess:
             AssertionError: with every line so far, if none does within ``timeout`` or
                 the process ends first.
         """
-        for line in self.lines:
-            if predicate(line):
-                return line
+        for earlier in self.lines:
+            if predicate(earlier):
+                return earlier
         deadline = time.monotonic() + timeout
         while not self._ended and (left := deadline - time.monotonic()) > 0:
             try:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from strands.bidi import BidiAgent
 
 import nbstream
+from nbstream.client import Client
 from nbstream.protocol import Message
 from nbstream.strands import (
     AgentClient,
@@ -57,6 +58,12 @@ def types(events: list[Any]) -> list[str]:
     """The ``type`` of each event or envelope."""
     return [e.type if isinstance(e, Message | AgentEvent) else e.get("type", type(e).__name__)
             for e in events]
+
+
+def client_of(agent: AgentClient) -> Client:
+    """The nbstream Client under an agent made by ``aconnect`` (``agent.client`` is
+    typed as the MessageClient protocol, which lacks reconnects, closed, welcome...)."""
+    return cast(Client, agent.client)
 
 
 AgentServer = Callable[..., Awaitable[nbstream.Server]]

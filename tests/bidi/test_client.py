@@ -9,7 +9,7 @@ import pytest
 from nbstream.protocol import ErrorCode, Message, StreamError
 from nbstream.strands import AgentClient, AgentEvent, AgentTurn, aconnect
 from nbstream.strands.received import MODEL_ERROR, AnswerTracker
-from tests.bidi.conftest import CALCULATOR_SCRIPT, AgentServer, agent_on
+from tests.bidi.conftest import CALCULATOR_SCRIPT, AgentServer, agent_on, client_of
 from tests.conftest import TIMEOUT
 
 
@@ -50,8 +50,9 @@ async def test_events_end_when_the_server_closes_the_session(
         seen.append(event.type)
         if event.type == "bidi_response_stop":
             await server.adisconnect(agent.session_id or "")  # 1000: the session ends
-    assert seen[-1] == "bidi_response_stop" and agent.client.closed is not None
-    assert agent.client.closed.code == 1000
+    client = client_of(agent)
+    assert seen[-1] == "bidi_response_stop" and client.closed is not None
+    assert client.closed.code == 1000
 
 
 async def test_a_refused_input_raises_from_turn(agent: AgentClient) -> None:

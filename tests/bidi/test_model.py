@@ -11,9 +11,9 @@ from strands.bidi.models import ConnectionTimeoutError
 from strands.bidi.types import AudioDelta, BidiMessage
 from strands.types.content import TextBlock
 
-from nbstream.strands import ScriptedBidiModel, ScriptedModelError
+from nbstream.strands import ScriptedBidiModel, ScriptedModelError, calculator
 from nbstream.strands.reply import pcm_seconds
-from tests.bidi.conftest import CALCULATOR_SCRIPT, agent_on, calculator, events_until, types
+from tests.bidi.conftest import CALCULATOR_SCRIPT, agent_on, events_until, types
 from tests.conftest import TIMEOUT
 
 

@@ -17,7 +17,7 @@ from strands.bidi import BidiAgent
 from nbstream.events import FlowEvent
 from nbstream.protocol import Position
 from nbstream.strands import AgentEvent, AgentTurn, ScriptedBidiModel, aconnect
-from tests.bidi.conftest import AgentServer, read_until
+from tests.bidi.conftest import AgentServer, client_of, read_until
 from tests.conftest import TIMEOUT, eventually
 
 released = asyncio.Event()
@@ -60,6 +60,7 @@ async def test_a_cut_during_a_slow_tool_resumes_with_the_result_once_and_in_orde
     server.events.subscribe(lambda e: stopped.append(e) if e.kind == "out" and e.message
                             is not None and e.message.type == "bidi_response_stop" else None)
     agent = await aconnect(server.url, token="tok", timeout=TIMEOUT * 2)
+    client = client_of(agent)
     await agent.asay("what is the weather in Paris?")
     before = await read_until(agent, "bidi_tool_use_blocks")
 
@@ -69,12 +70,12 @@ async def test_a_cut_during_a_slow_tool_resumes_with_the_result_once_and_in_orde
     released.set()
     await eventually(lambda: len(stopped) == 2, what="the agent answered while the client "
                                                      "was away")
-    assert agent.client.reconnects == 0 and not reading.done()
+    assert client.reconnects == 0 and not reading.done()
     door.set()
     answer = await asyncio.wait_for(reading, TIMEOUT * 2)
 
-    assert agent.client.reconnects == 1 and agent.client.recovered is True
-    assert agent.client.welcome is not None and agent.client.welcome.data["replayed"] >= 10
+    assert client.reconnects == 1 and client.recovered is True
+    assert client.welcome is not None and client.welcome.data["replayed"] >= 10
     assert answer.text == "It is sunny in Paris today."
     everything = before + answer.events
     assert AgentTurn(everything).tools == [{"name": "slow_lookup", "input": {"city": "Paris"},
@@ -98,13 +99,14 @@ async def test_what_is_said_during_a_reconnect_reaches_the_agent_after_the_resum
 
     server = await agent_server(auth=auth)
     agent = await aconnect(server.url, token="tok", timeout=TIMEOUT * 2)
+    client = client_of(agent)
     assert (await agent.aturn("hello")).text == "Hello! Ask me a sum."
     door.clear()
     await server.adisconnect(agent.session_id or "", abrupt=True)
     reading = asyncio.create_task(agent.aresponse())
-    await eventually(lambda: agent.client.core.reconnecting, what="the client reconnects")
+    await eventually(lambda: client.core.reconnecting, what="the client reconnects")
     await agent.asay("what is 5*5")  # waits in the send buffer
     door.set()
     answer = await asyncio.wait_for(reading, TIMEOUT * 2)
-    assert answer.text == "5*5 is 25." and agent.client.reconnects == 1
+    assert answer.text == "5*5 is 25." and client.reconnects == 1
     await agent.aclose()

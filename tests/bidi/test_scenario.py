@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,9 @@ async def test_a_conversation_reports_each_turns_figures(agent_server: AgentServ
                 "story/response", "story/barge_in"}
     assert set(steps.index) == expected
     assert (steps["count"] == 8).all() and (steps["errors"] == 0).all()
-    assert (steps.loc["story/barge_in", "p99"] < steps.loc["story/response", "p50"])
+    barge_in, response = steps.loc["story/barge_in", "p99"], steps.loc["story/response", "p50"]
+    assert isinstance(barge_in, float) and isinstance(response, float)  # float64 seconds
+    assert barge_in < response
     checks = result.checks
     assert (checks["fails"] == 0).all() and checks["passes"].sum() == 8 * 5
     assert "sum says '42'" in checks.index and "story barged in" in checks.index
@@ -58,7 +61,7 @@ def test_turns_are_checked_when_the_scenario_is_made() -> None:
     assert [t.name for t in flow.turns] == ["turn1", "turn2", "turn3"]
     assert pickle.loads(pickle.dumps(flow)).turns == flow.turns  # travels to workers
     assert "3 turns" in repr(flow)
-    for turns, message in [
+    refused: list[tuple[Any, str]] = [  # not turns: conversation() must refuse them
         ([], "one or more"),
         ("hello", "one or more"),
         ([{"say": "x", "audio": 1}], "exactly one"),
@@ -71,6 +74,7 @@ def test_turns_are_checked_when_the_scenario_is_made() -> None:
         ([42], "a string or a dict"),
         ([{"say": "x", "expect": 42}], "'expect' is text"),
         ([{"say": "x", "timeout": 0}], "'timeout' is seconds"),
-    ]:
+    ]
+    for turns, message in refused:
         with pytest.raises(ValueError, match=message):
-            conversation(turns=turns)  # type: ignore[arg-type]
+            conversation(turns=turns)

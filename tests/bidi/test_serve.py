@@ -19,10 +19,17 @@ from nbstream.strands import (
     ScriptedBidiModel,
     aconnect,
     agent_handler,
+    calculator,
     serve_agent,
 )
 from nbstream.strands.received import MODEL_ERROR
-from tests.bidi.conftest import CALCULATOR_SCRIPT, AgentServer, agent_on, calculator, read_until
+from tests.bidi.conftest import (
+    CALCULATOR_SCRIPT,
+    AgentServer,
+    agent_on,
+    client_of,
+    read_until,
+)
 from tests.conftest import TIMEOUT, eventually, eventually_sync
 
 
@@ -48,7 +55,7 @@ async def test_auth_origins_tls_heartbeats_and_metrics_apply_to_agents(
                                 auth_timeout=0.3)
     assert server.url.startswith("wss://")
     heartbeats: list[float] = []
-    server.events.subscribe(lambda e: heartbeats.append(e.detail["rtt"])
+    server.events.subscribe(lambda e: heartbeats.append((e.detail or {})["rtt"])
                             if e.kind == "heartbeat" else None)
     agent = await aconnect(server.url, token="tok-alice", ssl=client_tls,
                            origin="http://notebook.example", timeout=TIMEOUT)
@@ -83,7 +90,7 @@ async def test_a_model_failure_is_a_structured_error_and_the_agent_starts_again(
     assert "fell over" in error.message
     answer = await agent.aturn("what is 6*7")  # the same session, a new model connection
     assert answer.types[0] == "bidi_connection_start" and answer.text == "6*7 is 42."
-    assert agent.client.reconnects == 0 and agent.client.closed is None
+    assert client_of(agent).reconnects == 0 and client_of(agent).closed is None
 
 
 async def test_a_model_that_keeps_failing_ends_the_session_with_1011(

@@ -12,14 +12,15 @@ from strands.bidi.types import AudioDelta
 from strands.bidi.types import events as sdk
 from strands.types.events import ToolResultEvent
 from strands.types.media import ImageBlock
+from strands.types.tools import ToolResult, ToolUse
 
 from nbstream.protocol import ErrorCode, Message, StreamError, encode
 from nbstream.strands.wire import InputLimits, decode_input, encode_event, event_type
 
 PCM = bytes(range(256)) * 4
 PCM64 = base64.b64encode(PCM).decode()
-USE = {"toolUseId": "t1", "name": "calculator", "input": {"expression": "6*7"}}
-RESULT = {"toolUseId": "t1", "status": "success", "content": [{"text": "42"}]}
+USE: ToolUse = {"toolUseId": "t1", "name": "calculator", "input": {"expression": "6*7"}}
+RESULT: ToolResult = {"toolUseId": "t1", "status": "success", "content": [{"text": "42"}]}
 
 OUTPUTS: list[tuple[Any, str, dict[str, Any]]] = [
     (sdk.BidiConnectionStartEvent("c1", "m"), "bidi_connection_start",

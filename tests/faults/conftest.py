@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ async def start_proxy() -> AsyncIterator[ProxyFactory]:
         await proxy.astop()
 
 
-async def numbered(message: Message, session: Session) -> AsyncIterator[str]:
+async def numbered(message: Message, session: Session) -> AsyncGenerator[str, None]:
     """Streams "0", "1", ... ``n`` (default 60) tokens, slowly enough to cut mid-way."""
     for i in range(int(message.data.get("n", 60))):
         await asyncio.sleep(0.01)

@@ -44,7 +44,7 @@ def test_frame_parse_keeps_every_frame_byte_for_byte(size: int, mask: bytes | No
 def test_frames_split_anywhere_come_out_whole_and_in_order() -> None:
     wire = frame("hello") + frame(b"", opcode=9) + frame("world" * 50)
     reader = FrameReader(mask=False)
-    got = []
+    got: list[bytes] = []
     for i in range(len(wire)):  # one byte at a time
         got.extend(kept for _, kept, _ in reader.feed(wire[i:i + 1]))
     assert b"".join(got) == wire and len(got) == 3

@@ -121,8 +121,12 @@ async def test_delay_holds_one_message_ms_later(start_proxy: ProxyFactory,
     proxy = await start_proxy(await start_server())
     client = await nbstream.aconnect(proxy.url)
     arrived: dict[str, float] = {}
-    client.events.subscribe(lambda e: arrived.setdefault(str(e.message.type), time.monotonic())
-                            if e.kind == "in" and e.message is not None else None)
+
+    def arrival(e: FlowEvent) -> None:
+        if e.kind == "in" and e.message is not None:
+            arrived.setdefault(str(e.message.type), time.monotonic())
+
+    client.events.subscribe(arrival)
     proxy.add("delay", ms=300, match="end")
     await client.achat("hello")
     assert 0.28 <= arrived["end"] - arrived["content"] <= 1.0

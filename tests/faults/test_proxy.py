@@ -16,6 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 import nbstream
+from nbstream.events import FlowEvent
 from nbstream.faults.pipe import Link
 from nbstream.faults.shell import LinkShell
 from nbstream.protocol import Backoff
@@ -60,7 +61,7 @@ async def test_ten_thousand_messages_pass_unchanged(start_proxy: ProxyFactory) -
     async with ws_serve(echo, "127.0.0.1", 0, max_size=None) as target:
         port = target.sockets[0].getsockname()[1]
         proxy = await start_proxy(f"ws://127.0.0.1:{port}/")
-        seen = []
+        seen: list[FlowEvent] = []
         proxy.events.subscribe(seen.append)  # watched: every message is also reported
         async with connect(proxy.url, max_size=None) as ws:
             async def send_all() -> None:

@@ -24,8 +24,9 @@ CELLS = [
 
 @pytest.mark.timeout(180)
 def test_serve_connect_chat_and_stop_in_a_kernel() -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    notebook.cells = [nbformat.v4.new_code_cell(source)  # type: ignore[no-untyped-call]
+                      for source in CELLS]
     NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
     outputs = [cell.outputs for cell in notebook.cells]
     assert "ws://127.0.0.1:" in outputs[0][0]["data"]["text/plain"]

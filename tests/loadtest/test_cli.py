@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,7 +70,7 @@ def test_results_are_kept_when_the_out_path_fails_at_the_end(
     doomed = tmp_path / "doomed"
     doomed.mkdir()
 
-    async def clean_up_early(message: Message, session: Session) -> AsyncIterator[str]:
+    async def clean_up_early(message: Message, session: Session) -> AsyncGenerator[str, None]:
         shutil.rmtree(doomed, ignore_errors=True)  # e.g. a temp cleaner, mid-run
         yield "ok"
 
@@ -143,7 +143,7 @@ def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) ->
     assert "exit status:" in text and "--max-error-rate" in text and "--max-p99" in text
 
 
-async def _echo_value(message: Message, session: Session) -> AsyncIterator[object]:
+async def _echo_value(message: Message, session: Session) -> AsyncGenerator[object, None]:
     yield message.data
 
 

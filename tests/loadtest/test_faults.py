@@ -63,8 +63,8 @@ async def test_a_latency_window_shows_inside_the_result(start_server: ServerFact
     assert value["outside_faults.latency_p50"] < 0.05
     assert value["inside_faults.requests"] > 0 and value["outside_faults.requests"] > 0
     figure = result.plot()
-    labels = [t.get_text() for ax in figure.axes if ax.get_legend()
-              for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for ax in figure.axes if (legend := ax.get_legend())
+              for t in legend.get_texts()]
     assert "fault: latency" in labels
     path = tmp_path / "faults.parquet"
     result.to_parquet(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import numpy as np
 import pytest
@@ -31,7 +31,7 @@ async def test_a_server_stall_shows_in_corrected_latency_only() -> None:
     their raw latency (from sending) is short, their corrected one (from due) is not."""
     stalled = False
 
-    async def stall_once(message: Message, session: Session) -> AsyncIterator[str]:
+    async def stall_once(message: Message, session: Session) -> AsyncGenerator[str, None]:
         nonlocal stalled
         if not stalled and message.data["text"] == "Test message 100":
             stalled = True

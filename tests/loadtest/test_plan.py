@@ -54,7 +54,7 @@ def test_ramp_up_spreads_connections() -> None:
 ])
 def test_bad_arguments_are_named(kwargs: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
-        LoadPlan.create(URL, **kwargs)  # type: ignore[arg-type]
+        LoadPlan.create(URL, **kwargs)
 
 
 def test_target_must_be_a_websocket_url() -> None:

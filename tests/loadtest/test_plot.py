@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 import pytest
 from IPython.core.formatters import DisplayFormatter
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -40,7 +41,8 @@ def test_a_figure_displays_as_a_png_without_pyplot(result: nbstream.LoadResult) 
 
     figure = result.plot()
     assert isinstance(figure, Figure) and isinstance(figure, ResultFigure)
-    data, _ = DisplayFormatter().format(figure)  # what IPython sends to any front end
+    # what IPython sends to any front end
+    data, _ = DisplayFormatter().format(figure)  # type: ignore[no-untyped-call]
     assert data["image/png"][:4] == b"\x89PNG"
     assert "matplotlib.pyplot" not in sys.modules  # nothing relied on pyplot's manager
 
@@ -57,7 +59,8 @@ def test_plotting_in_a_loop_keeps_no_figure_alive(result: nbstream.LoadResult) -
 
 
 def labels_overlap(figure: Figure) -> bool:
-    FigureCanvasAgg(figure).draw()
+    canvas: FigureCanvasBase = FigureCanvasAgg(figure)  # draw() is typed on the base
+    canvas.draw()
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     axis = figure.axes[0].xaxis
     low, high = axis.get_view_interval()

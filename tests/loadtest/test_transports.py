@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
 
 import nbstream
 from nbstream.loadtest import User
-from nbstream.loadtest.transports import choose
+from nbstream.loadtest.transports import TransportName, choose
 from tests.conftest import TIMEOUT, ServerFactory
 from tests.loadtest.flows import subscribe_and_leave
 
-TRANSPORTS = ["websockets", "picows"]
+TRANSPORTS: list[TransportName] = ["websockets", "picows"]
 
 
 async def test_one_plan_gives_the_same_rows_on_both_transports(
@@ -49,7 +50,7 @@ async def test_one_plan_gives_the_same_rows_on_both_transports(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_the_open_model_keeps_its_timetable_on_both(
-        start_server: ServerFactory, transport: str) -> None:
+        start_server: ServerFactory, transport: TransportName) -> None:
     server = await start_server("echo", max_connections_per_user=None)
     result = await nbstream.aload_test(server, connections=4, rate=200.0, duration=0.5,
                                        transport=transport, progress=False)
@@ -74,7 +75,7 @@ async def fragments_url() -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_fragments_are_assembled_and_binary_stays_bytes(
-        fragments_url: str, transport: str) -> None:
+        fragments_url: str, transport: TransportName) -> None:
     async def flow(user: User) -> None:
         text = await user.request(f"x{user.iteration}", name="text")
         binary = await user.client.arecv(timeout=TIMEOUT)
@@ -90,7 +91,7 @@ async def test_fragments_are_assembled_and_binary_stays_bytes(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_scenario_and_its_errors_are_the_same_on_both(
-        feed_url: str, transport: str) -> None:
+        feed_url: str, transport: TransportName) -> None:
     result = await nbstream.aload_test(feed_url, scenario=subscribe_and_leave,
                                        protocol="json", connections=3, iterations=2,
                                        data=[{"symbol": "A"}, {"symbol": "BAD"}],
@@ -111,7 +112,7 @@ async def test_a_scenario_and_its_errors_are_the_same_on_both(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_timeouts_refusals_and_dead_ports_on_both(
-        start_server: ServerFactory, closed_port_url: str, transport: str) -> None:
+        start_server: ServerFactory, closed_port_url: str, transport: TransportName) -> None:
     async def silent(message: object, session: object) -> AsyncIterator[str]:
         await asyncio.sleep(30)
         yield "late"
@@ -153,7 +154,7 @@ def test_auto_takes_picows_only_where_it_honours_every_option() -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_headers_and_subprotocols_reach_the_server(transport: str) -> None:
+async def test_headers_and_subprotocols_reach_the_server(transport: TransportName) -> None:
     seen: list[tuple[str | None, str | None]] = []
 
     async def handler(ws: ServerConnection) -> None:
@@ -162,7 +163,7 @@ async def test_headers_and_subprotocols_reach_the_server(transport: str) -> None
         async for frame in ws:
             await ws.send(frame)
 
-    async with serve(handler, "127.0.0.1", 0, subprotocols=["feed.v2"]) as server:
+    async with serve(handler, "127.0.0.1", 0, subprotocols=[Subprotocol("feed.v2")]) as server:
         url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
         result = await nbstream.aload_test(
             url, connections=1, messages=2, protocol="raw", transport=transport,

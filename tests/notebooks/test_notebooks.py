@@ -40,6 +40,13 @@ def notebook_path(name: str) -> Path:
     return NOTEBOOKS / f"{name}.ipynb"
 
 
+def read_notebook(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name`` as stored, in format version 4."""
+    notebook: nbformat.NotebookNode = nbformat.read(  # type: ignore[no-untyped-call]
+        notebook_path(name), as_version=4)
+    return notebook
+
+
 def run(notebook: nbformat.NotebookNode, folder: Path, *,
         allow_errors: bool = False) -> float:
     """Execute a notebook in a fresh kernel from ``folder``; returns the seconds it took."""
@@ -57,7 +64,7 @@ def stderr_of(cells: list[nbformat.NotebookNode]) -> list[str]:
 
 def solution_names(name: str) -> list[str]:
     """The solutions a notebook's "Try it" cells load, in order: ``["03-1", "03-2"]``."""
-    notebook = nbformat.read(notebook_path(name), as_version=4)
+    notebook = read_notebook(name)
     return [f"{m[1]}-{m[2]}" for cell in notebook.cells if cell.cell_type == "code"
             for m in LOAD.findall(cell.source)]
 
@@ -71,7 +78,7 @@ def run_with_solutions(name: str) -> tuple[nbformat.NotebookNode, float, dict[st
 
     Returns the executed notebook, the seconds it took and the index of each solution's cell.
     """
-    notebook = nbformat.read(notebook_path(name), as_version=4)
+    notebook = read_notebook(name)
     where = {}
     for index, cell in enumerate(notebook.cells):
         found = LOAD.search(cell.source) if cell.cell_type == "code" else None
@@ -94,7 +101,7 @@ def test_every_solution_file_belongs_to_one_try_it() -> None:
 @pytest.mark.parametrize("name", WORKSHOP)
 def test_the_notebook_follows_the_rules(name: str) -> None:
     """docs/notebooks.md: a title, "Try it k" then its own cell, stop_all() last."""
-    notebook = nbformat.read(notebook_path(name), as_version=4)
+    notebook = read_notebook(name)
     cells = notebook.cells
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
     number = name[:2]
@@ -111,7 +118,7 @@ def test_the_notebook_follows_the_rules(name: str) -> None:
 
 @pytest.mark.parametrize("name", WORKSHOP)
 def test_outputs_are_stripped_in_the_repository(name: str) -> None:
-    notebook = nbformat.read(notebook_path(name), as_version=4)
+    notebook = read_notebook(name)
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
@@ -120,7 +127,7 @@ def test_outputs_are_stripped_in_the_repository(name: str) -> None:
 @pytest.mark.timeout(2 * BUDGET)
 @pytest.mark.parametrize("name", WORKSHOP)
 def test_runs_top_to_bottom_within_a_minute(name: str) -> None:
-    notebook = nbformat.read(notebook_path(name), as_version=4)
+    notebook = read_notebook(name)
     seconds = run(notebook, NOTEBOOKS)
     assert seconds < BUDGET
     assert stderr_of(notebook.cells) == []

@@ -4,6 +4,7 @@ transition of its table, every timer, every kind of message in every state."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 
@@ -38,15 +39,15 @@ def core(limits: Limits = LIMITS, now: float = 0.0, **kw: object) -> ServerConne
 def into(state: ConnState, c: ServerConnectionCore | None = None) -> ServerConnectionCore:
     """A core moved into ``state`` by the shortest legal path."""
     c = c or core()
-    path = {
+    paths: dict[ConnState, list[Callable[[], object]]] = {
         ConnState.HANDSHAKE: [],
         ConnState.AUTHENTICATING: [lambda: c.require_auth(0.0)],
         ConnState.OPEN: [c.accept],
         ConnState.DRAINING: [c.accept, c.drain],
         ConnState.CLOSING: [c.accept, lambda: c.close(1000, "", CloseCause.DISCONNECTED)],
         ConnState.CLOSED: [c.accept, c.closed],
-    }[state]
-    for step in path:
+    }
+    for step in paths[state]:
         step()
     assert c.state is state
     return c

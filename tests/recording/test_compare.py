@@ -54,6 +54,7 @@ def test_a_frame_at_another_place_is_one_moved_row() -> None:
 def test_a_slower_reply_is_a_timing_change_with_its_shift() -> None:
     d = chat((0, 0.1, 0.2)).diff(chat((0, 0.1, 0.5)), tolerance=0.05)
     [row] = d.itertuples()
+    assert isinstance(row.shift, float)
     assert row.change == "timing" and row.type is None and abs(row.shift - 0.3) < 1e-6
 
 
@@ -63,6 +64,7 @@ def test_a_replay_at_4x_compares_its_sends_scaled() -> None:
     late = recording(text(0, "c2s", "a"), text(0.6, "c2s", "b"), speed=4.0)
     assert original.diff(on_time).empty
     [row] = original.diff(late).itertuples()
+    assert isinstance(row.shift, float)
     assert row.change == "timing" and abs(row.shift - 0.4) < 1e-6
 
 

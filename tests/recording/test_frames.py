@@ -42,7 +42,7 @@ def test_a_close_keeps_its_code_and_reason() -> None:
 
 def test_events_that_are_not_frames_are_left_out() -> None:
     for kind in ("open", "heartbeat", "refused", "fault"):
-        assert frame_of(FlowEvent(kind, "server", "s1"), "s1") is None  # type: ignore[arg-type]
+        assert frame_of(FlowEvent(kind, "server", "s1"), "s1") is None
 
 
 def test_a_namer_names_types_from_payloads() -> None:

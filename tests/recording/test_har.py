@@ -35,7 +35,7 @@ def har(*entries: dict[str, Any]) -> dict[str, Any]:
                     "entries": [page, *entries]}}
 
 
-GOOD = [
+GOOD: list[dict[str, Any]] = [
     {"type": "send", "time": T + 0.01, "opcode": 1, "data": '{"type":"chat","data":"hi"}'},
     {"type": "receive", "time": T + 0.02, "opcode": 1, "data": '{"type":"content"}'},
     {"type": "send", "time": T + 0.03, "opcode": 2, "data": base64.b64encode(b"\x00\xff").decode()},

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import AsyncGenerator
+from collections.abc import Set as AbstractSet
 
 import pytest
 
@@ -13,6 +14,7 @@ import nbstream
 from nbstream import Message, Recording, Session
 from nbstream.events import CLOSE
 from nbstream.recording.frames import Frame
+from nbstream.recording.replayer import Timing
 from nbstream.redact import REDACTED
 from tests.conftest import ServerFactory, eventually
 from tests.recording.helpers import T0, recording, text
@@ -159,7 +161,7 @@ BEATING = {"heartbeat_interval": 0.15, "heartbeat_timeout": 0.15}
 
 @pytest.mark.parametrize("timing", ["original", "fast", "wait"])
 async def test_a_replay_answers_the_servers_pings_and_replays_no_old_pongs(
-        start_server: ServerFactory, timing: str) -> None:
+        start_server: ServerFactory, timing: Timing) -> None:
     """Heartbeats are the connection's, not the conversation's: the recorded pings
     and pongs are neither sent again nor waited for, and the replaying client answers
     the new server's pings, however long the replay is silent."""
@@ -167,7 +169,7 @@ async def test_a_replay_answers_the_servers_pings_and_replays_no_old_pongs(
     assert any(f.type == "pong" for f in original.frames if f.direction == "c2s")
     started = time.perf_counter()
     replayed = await original.areplay(await start_server("echo", **BEATING),
-                                      timing=timing, speed=0.5, timeout=3.0)  # type: ignore[arg-type]
+                                      timing=timing, speed=0.5, timeout=3.0)
     took = time.perf_counter() - started
     assert replayed.problems == []
     close = replayed.frames[-1]
@@ -182,7 +184,7 @@ async def test_a_replay_answers_the_servers_pings_and_replays_no_old_pongs(
     assert original.diff(replayed, tolerance=5.0).empty  # heartbeats are not compared
 
 
-def _answered(pong: object, pings: set[object]) -> bool:
+def _answered(pong: object, pings: AbstractSet[object]) -> bool:
     """Whether ``pong`` answers one of ``pings`` (same id, as the nbstream client does)."""
     import json
     pong_id = json.loads(str(pong))["data"].get("ping_id")

@@ -87,8 +87,12 @@ def test_heartbeats_and_auth_are_left_to_the_client() -> None:
     rec = recording(text(0, "c2s", '{"type":"auth","data":{"token":"t"}}'),
                     text(0.1, "c2s", '{"type":"pong","data":{"ping_id":"p"}}'))
     user = StandInUser(None, 0)  # type: ignore[arg-type]
-    user.client = type("C", (), {"protocol": wire.create("nbstream")})()  # type: ignore[assignment]
-    asyncio.run(rec.to_scenario()(user))
+    user.client = type("C", (), {"protocol": wire.create("nbstream")})()
+
+    async def play() -> None:
+        await rec.to_scenario()(user)
+
+    asyncio.run(play())
     assert user.log == [("step", "session")]
 
 

@@ -34,7 +34,7 @@ def random_frame(rng: random.Random) -> tuple[str, str | bytes, bool]:
         frame = f'{{"type": "chat", "data": {{"text": "n", "n": {digits}}}, "id": {digits}}}'
         return kind, frame, True
     if kind == "wrong-types":
-        value = rng.choice([1, 1.5, None, True, [], {}, "x" * 50])
+        value: object = rng.choice([1, 1.5, None, True, [], {}, "x" * 50])
         field = rng.choice(["type", "data", "id", "timestamp", "content"])
         return kind, json.dumps({"type": "chat", "data": {"text": "t"}, field: value}), True
     if kind == "random-envelope":

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 import nbstream
 from nbstream.events import FlowEvent
@@ -68,7 +69,7 @@ async def test_messages_missed_before_the_crash_are_replayed_from_redis(
     start_node: NodeFactory, redis_client: Any,
 ) -> None:
     doomed = await start_node(handler="agent")
-    async with connect(doomed.url + "?user=erin", subprotocols=[SUBPROTOCOL]) as ws:
+    async with connect(doomed.url + "?user=erin", subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
         welcome = await recv_json(ws)
         session = welcome["data"]["session_id"]
         await ws.send(json.dumps({"type": "chat", "data": {"text": "word " * 30}}))
@@ -83,7 +84,7 @@ async def test_messages_missed_before_the_crash_are_replayed_from_redis(
     await asyncio.to_thread(doomed.kill)
     heir = await start_node(handler="agent")
     address = f"{heir.url}?user=erin&session_id={session}&last_id={last}"
-    async with connect(address, subprotocols=[SUBPROTOCOL]) as ws:
+    async with connect(address, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
         welcome = await recv_json(ws)
         assert welcome["data"]["recovered"] is True, welcome
         replayed = [await recv_json(ws) for _ in range(welcome["data"]["replayed"])]

@@ -8,12 +8,15 @@ import logging
 import socket
 import time
 from collections import Counter
+from typing import cast
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 import nbstream
 from nbstream.backplane.fanout import BEAT_INTERVAL, DEADLINE
+from nbstream.backplane.redis import RedisBackplane
 from nbstream.protocol import SUBPROTOCOL, CloseCode, ErrorCode, Position
 from tests.conftest import TIMEOUT, ServerFactory, recv_json
 from tests.conftest import eventually as until
@@ -99,12 +102,13 @@ async def test_a_silent_subscription_is_found_replaced_and_its_losses_counted(
             with contextlib.suppress(TimeoutError):
                 arrived.append((await bob.arecv(timeout=0.1)).text or "")
         back_after = time.monotonic() - frozen_at
-        assert back_after < DEADLINE + BEAT_INTERVAL + 4 * there.backplane.timeout + 2.0
+        redis_timeout = cast(RedisBackplane, there.backplane).timeout  # backplane=a Redis URL
+        assert back_after < DEADLINE + BEAT_INTERVAL + 4 * redis_timeout + 2.0
         assert "fan-out subscription" in caplog.text and "is silent" in caplog.text
         lost = int(arrived[0][1:])  # n0 ... n{lost - 1} never reached `there`
 
         def counted() -> bool:  # at the next heartbeat of `here`
-            return there.health()["missed"] == lost
+            return bool(there.health()["missed"] == lost)
         await until(counted, what=f"{lost} missed broadcasts counted")
         stats = there.backplane.stats()
         assert stats is not None and stats.reconnects == 1 and stats.up and stats.subscribed
@@ -125,9 +129,12 @@ async def test_per_user_limit_holds_exactly_when_a_user_rushes_three_processes(
 
             async def attempt(i: int, user: str, sock: socket.socket) -> str:
                 ws = await opened.enter_async_context(connect(
-                    f"{nodes[i % 3].url}?user={user}", subprotocols=[SUBPROTOCOL], sock=sock))
+                    f"{nodes[i % 3].url}?user={user}", subprotocols=[Subprotocol(SUBPROTOCOL)],
+                    sock=sock))
                 first = await recv_json(ws)
-                return first["type"] if first["type"] == "welcome" else first["data"]["code"]
+                outcome: str = (first["type"] if first["type"] == "welcome"
+                                else first["data"]["code"])
+                return outcome
 
             outcomes = Counter(await asyncio.gather(*(attempt(i, f"zoe{rush}", sockets[i])
                                                       for i in range(20))))

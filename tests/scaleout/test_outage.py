@@ -91,10 +91,10 @@ async def test_redis_restart_degrades_then_recovers(
         return await there.backplane.connections_elsewhere("ann") == 1
 
     async def flushed() -> bool:  # what waited for Redis was written
-        return here.health()["queued"] == 0
+        return bool(here.health()["queued"] == 0)
 
     async def missed_counted() -> bool:  # `there` knows what it missed of `here`
-        return there.health()["missed"] >= 1
+        return bool(there.health()["missed"] >= 1)
 
     async def ready_again() -> bool:  # after the window of dropped writes has passed
         return (await asyncio.to_thread(http_ready, here))[0] == 200

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 import nbstream
 from nbstream.events import FlowEvent
@@ -70,7 +71,10 @@ async def test_three_nodes_round_robin_100_drops_lose_and_repeat_nothing(
     failures: list[nbstream.StreamError] = []
     chat_ids: list[str] = []
     for i in range(100):
-        await until(lambda done=i: client.reconnects == done, what="the client resumed")
+        def resumed(done: int = i) -> bool:
+            return client.reconnects == done
+
+        await until(resumed, what="the client resumed")
         chat = asyncio.create_task(client.achat(f"chat {i}", timeout=3 * TIMEOUT))
         await asyncio.sleep(rng.uniform(0, 0.004))  # before, during or after the reply
         assert proxy.drop() == 1
@@ -106,7 +110,7 @@ async def test_three_nodes_round_robin_100_drops_lose_and_repeat_nothing(
 async def resume(url: str, user: str, session: str, last: str) -> tuple[dict[str, Any], int]:
     """One raw resume attempt: the first envelope, and the close code (None if open)."""
     address = f"{url}?user={user}&session_id={session}&last_id={last}"
-    async with connect(address, subprotocols=[SUBPROTOCOL]) as ws:
+    async with connect(address, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
         first = await recv_json(ws)
         try:
             await asyncio.wait_for(ws.wait_closed(), 0.5)

@@ -97,7 +97,7 @@ async def test_rate_limit_per_user_spans_connections(start_server: ServerFactory
     two = await nbstream.aconnect(server.url, user="erin")
     for client in (one, two, one, two, one, two):
         await client.asend("chat", {"text": "x"})
-    outcomes = []
+    outcomes: list[tuple[nbstream.Client, Message]] = []
     for client in (one, two):
         while len([o for o in outcomes if o[0] is client]) < 3:
             message = await client.arecv(TIMEOUT)

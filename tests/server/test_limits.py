@@ -89,7 +89,8 @@ async def test_history_stays_within_both_bounds(start_server: ServerFactory) -> 
 async def test_bad_input_never_kills_the_connection(start_server: ServerFactory) -> None:
     server = await start_server("echo")
     async with connect(server.url) as ws:
-        for frame in ["nope", "{}", '{"type": "tool_use"}', b"\x00\x01", "[1, 2]"]:
+        bad: list[str | bytes] = ["nope", "{}", '{"type": "tool_use"}', b"\x00\x01", "[1, 2]"]
+        for frame in bad:
             await ws.send(frame)
             reply = await recv_json(ws)
             assert reply["type"] == "error"

@@ -2,21 +2,22 @@
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import nbstream
 from tests.conftest import TIMEOUT, ServerFactory, recv_json
 
 
-async def read_all(ws: object) -> list[dict[str, object]]:
+async def read_all(ws: ClientConnection) -> list[dict[str, Any]]:
     """Every envelope until the connection closes."""
-    frames = []
+    frames: list[dict[str, Any]] = []
     with pytest.raises(ConnectionClosed):
         while True:
-            frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))  # type: ignore[attr-defined]
+            frames.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)))
     return frames
 
 

@@ -145,7 +145,7 @@ async def test_a_refused_connection_shows_as_a_row_and_sessions_by_name(
     await eventually(lambda: any(row[4] == "refused" for row in view.rows))
     (row,) = [row for row in view.rows if row[4] == "refused"]
     assert "code=1013" in row[6] and "TOO_MANY_CONNECTIONS" in row[6] and row[7] == "bo"
-    assert view.session_users[bo.session_id] == "bo"
+    assert view.session_users[bo.session_id or ""] == "bo"
     assert view.kept == len(view.rows) and view.dropped == 0
     await bo.aclose()
     view.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
 import nbstream
+from nbstream.loadtest import LoadProgress, LoadTest
 from nbstream.views import FlowView, LoadTestView
 from nbstream.views.commlog import CommLog
 from nbstream.views.loadtest import progress_html
@@ -21,19 +21,14 @@ from tests.views.conftest import eventually
 matplotlib.use("Agg")
 
 
-@dataclass(frozen=True)
-class Progress:
-    elapsed: float = 0.0
-    sent: int = 0
-    completed: int = 0
-    errors: int = 0
-    in_flight: int = 0
-    connections_open: int = 0
-    throughput: float = 0.0
-    p50: float | None = None
-    p99: float | None = None
-    done: bool = False
-    planned: int | None = 1_000
+def snapshot(elapsed: float = 0.0, sent: int = 0, completed: int = 0, errors: int = 0,
+             in_flight: int = 0, connections_open: int = 0, throughput: float = 0.0,
+             p50: float | None = None, p99: float | None = None, done: bool = False,
+             planned: int | None = 1_000) -> LoadProgress:
+    """A progress snapshot with the given figures, the others nil (a plan of 1,000)."""
+    return LoadProgress(elapsed=elapsed, sent=sent, completed=completed, errors=errors,
+                        in_flight=in_flight, connections_open=connections_open,
+                        throughput=throughput, p50=p50, p99=p99, done=done, planned=planned)
 
 
 class Result:
@@ -50,17 +45,17 @@ class FakeLoadTest:
     """Stands in for nbstream.start_load_test(...): progress, subscribe, aresult."""
 
     def __init__(self) -> None:
-        self.latest = Progress()
+        self.latest = snapshot()
         self.subscribers: list[Callable[[Any], None]] = []
 
-    def progress(self) -> Progress:
+    def progress(self) -> LoadProgress:
         return self.latest
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
-    def report(self, progress: Progress) -> None:
+    def report(self, progress: LoadProgress) -> None:
         self.latest = progress
         for callback in list(self.subscribers):
             callback(progress)
@@ -71,16 +66,16 @@ class FakeLoadTest:
 
 async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> None:
     test = FakeLoadTest()
-    view = LoadTestView(test)
+    view = LoadTestView(cast(LoadTest, test))  # the view only uses what the fake has
     assert view.plot.layout.display == view.plot_dark.layout.display == "none"  # no empty img
     for step in range(1, 30):
-        test.report(Progress(elapsed=step / 10, sent=step * 30, completed=step * 30,
+        test.report(snapshot(elapsed=step / 10, sent=step * 30, completed=step * 30,
                              in_flight=5, connections_open=10, throughput=300.0,
                              p50=0.002, p99=0.009))
         await asyncio.sleep(0.01)
     await eventually(lambda: "300" in view.live.value and "9.0" in view.live.value)
     assert comms.updates(view.live) <= 5
-    test.report(Progress(elapsed=3.0, sent=1_000, completed=1_000, done=True))
+    test.report(snapshot(elapsed=3.0, sent=1_000, completed=1_000, done=True))
     await eventually(lambda: bool(view.plot.value))
     assert "done" in view.live.value
     assert "p99_ms" in view.summary.value
@@ -95,7 +90,7 @@ async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> N
 
 
 def test_progress_html_shows_the_plan_and_the_errors() -> None:
-    text = progress_html(Progress(completed=250, errors=3, p50=None), [(10.0, 0.001)] * 3)
+    text = progress_html(snapshot(completed=250, errors=3, p50=None), [(10.0, 0.001)] * 3)
     assert 'value="250" max="1000"' in text
     assert '<span class="nbs-bad">3</span>' in text
     assert "—" in text  # no latency yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,9 +17,9 @@ from tests.views.conftest import eventually
 
 
 @pytest.fixture
-async def proxy(start_server: ServerFactory) -> nbstream.FaultProxy:
+async def proxy(start_server: ServerFactory) -> AsyncIterator[nbstream.FaultProxy]:
     proxy = await nbstream.aproxy(await start_server("echo"))
-    yield proxy  # type: ignore[misc]
+    yield proxy
     await proxy.astop()
 
 

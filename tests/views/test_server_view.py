@@ -16,7 +16,7 @@ async def test_lists_connections_and_health(start_server: ServerFactory,
     alice = await nbstream.aconnect(server, user="alice")
     await alice.achat("hi")
     await eventually(lambda: "ms</td>" in view.table.value)  # a heartbeat round trip
-    info = server.connections[alice.session_id]
+    info = server.connections[alice.session_id or ""]
     # welcome + content + end + pings out; chat + pongs in: pings and pongs both count
     assert info.messages_out - 3 >= info.messages_in - 1 >= 1
     assert alice.session_id in view.table.value and "alice" in view.table.value
