@@ -133,6 +133,7 @@ class LoadTestView(ViewBox):
             themed: list[tuple[w.Image, Theme]] = [(self.plot, "light"),
                                                    (self.plot_dark, "dark")]
             for image, theme in themed:
+                await asyncio.sleep(0)  # one blocking render per loop turn: servers run between
                 image.value = png(result.plot(theme=theme), dpi=80, transparent=True)
                 image.layout.display = None  # shown now; the page's theme picks one
         except Exception as exc:  # show it where the user is looking

@@ -89,6 +89,29 @@ async def test_follows_progress_then_shows_summary_and_plot(comms: CommLog) -> N
     view.close()
 
 
+async def test_the_loop_runs_between_the_two_final_plots() -> None:
+    """Each themed plot blocks the loop while it renders: other work gets a turn between."""
+    test = FakeLoadTest()
+    view = LoadTestView(cast(LoadTest, test))
+    order: list[str] = []
+    view.plot.observe(lambda _: order.append("light"), "value")
+    view.plot_dark.observe(lambda _: order.append("dark"), "value")
+
+    async def tick() -> None:
+        while True:
+            order.append("tick")
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        test.report(snapshot(elapsed=1.0, sent=10, completed=10, done=True))
+        await eventually(lambda: "dark" in order)
+    finally:
+        ticker.cancel()
+    assert "tick" in order[order.index("light") + 1:order.index("dark")]
+    view.close()
+
+
 def test_progress_html_shows_the_plan_and_the_errors() -> None:
     text = progress_html(snapshot(completed=250, errors=3, p50=None), [(10.0, 0.001)] * 3)
     assert 'value="250" max="1000"' in text
