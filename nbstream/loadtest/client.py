@@ -153,7 +153,7 @@ class LoadClient(SyncTwins):
                 if record is not None:
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
                 self._settle(record, now)
-                if keep:
+                if keep:  # _decode inline: a scenario's every request comes this way
                     try:
                         replies = protocol.decode_replies(frame)
                     except StreamError as exc:

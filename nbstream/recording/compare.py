@@ -169,8 +169,9 @@ def _compare(name: str, direction: str, a: _Side, b: _Side, tolerance: float,
     for i in missing:
         there = elsewhere.get(a.keys[i])
         if there:
-            moved.add(there[0])
-            row("moved", i, there.popleft())
+            j = there.popleft()
+            moved.add(j)
+            row("moved", i, j)
         else:
             row("missing", i, None)
     for j in extra:
