@@ -116,6 +116,8 @@ class FaultProxy:
         self._numbers = itertools.count(1)
         self._faults: dict[str, Fault] = {}
         self._links: dict[int, LinkShell] = {}
+        self._unannounced: set[int] = set()
+        """Connections whose ``open`` event waits for their first frame (and its session)."""
         self._paused = False
         self._stopped = False
         self._server: asyncio.Server | None = None
@@ -271,12 +273,20 @@ class FaultProxy:
             link.install(fault, now)
         if self._paused:
             shell.freeze(True)
-        self.events.emit("open", "proxy", link.session_id,
-                         detail={"connection": number, "target": self.target})
+        self._unannounced.add(number)
         return shell.client
+
+    def _announce(self, link: Link) -> None:
+        """Emit ``open`` once, when the first frame passes (or the connection ends): by
+        then the server's welcome has named the session, as every later event does."""
+        if link.number in self._unannounced:
+            self._unannounced.discard(link.number)
+            self.events.emit("open", "proxy", link.session_id,
+                             detail={"connection": link.number, "target": self.target})
 
     def _publish(self, shell: LinkShell, notes: list[Note]) -> None:
         events, link = self.events, shell.link
+        self._announce(link)
         for note in notes:
             direction = _WAYS[note.way]
             if note.kind == "fault":
@@ -295,6 +305,7 @@ class FaultProxy:
 
     def _closed(self, shell: LinkShell, how: str) -> None:
         self._links.pop(shell.link.number, None)
+        self._announce(shell.link)
         self.events.emit("close", "proxy", shell.link.session_id,
                          detail={"connection": shell.link.number, "how": how})
 

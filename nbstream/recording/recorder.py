@@ -80,8 +80,7 @@ class Recorder:
 
     def _note(self, event: FlowEvent, name: str, frame: Frame | None, url: str | None) -> None:
         """Keep what ``event`` says about its session. A session is listed from its
-        first frame on (a fault proxy names a connection ``proxy-N`` when it opens and
-        by its nbstream session once the welcome passed)."""
+        first frame on; an ``open`` before it is kept for its time and user."""
         info = self.info.get(name)
         if info is None:
             if frame is None:

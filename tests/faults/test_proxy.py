@@ -152,6 +152,8 @@ async def test_events_list_faults_and_connections(
     await eventually(lambda: proxy.connections == 0)
     frame = proxy.events.to_frame()
     assert list(frame["kind"]) == ["open", "fault", "close"]
+    # one name from open to close: the session the welcome named
+    assert set(frame["session_id"]) == {client.session_id}
     fault = proxy.events.to_frame("fault").iloc[0]
     assert (fault["fault"], fault["type"], fault["direction"]) == ("drop", "end", "s2c")
     assert fault["detail"]["index"] == 2  # welcome, content, then the end

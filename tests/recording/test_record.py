@@ -132,6 +132,7 @@ async def test_recording_a_fault_proxy_sees_both_directions_and_its_faults_chang
     assert rec.source == f"proxy {proxy.url}"
     [name] = rec.info
     assert name == client.session_id and rec.info[name].subprotocol == "nbstream.v1"
+    assert rec.info[name].opened is not None  # the proxy's open names the same session
     kinds = [(f.direction, f.type) for f in rec.frames if f.is_data]
     assert kinds[:4] == [("s2c", "welcome"), ("c2s", "chat"), ("s2c", "content"),
                          ("s2c", "end")]
