@@ -116,7 +116,7 @@ class JsonProtocol(RawProtocol):
         if function is not None:
             found = function(value)
         else:
-            found = value.get(self._key) if type(value) is dict else None
+            found = value.get(self._key) if isinstance(value, dict) else None
         return found if isinstance(found, str) and found else JSON_DEFAULT_TYPE
 
     def _decode(self, frame: str | bytes) -> Message:

@@ -3,6 +3,7 @@ defined here, served and spoken over real sockets without touching server or cli
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,11 @@ def test_json_decodes_anything_without_raising(frame: str | bytes, type_: str,
                                                data: Any) -> None:
     for message in (JsonProtocol().decode_request(frame), *JsonProtocol().decode_replies(frame)):
         assert (message.type, message.data) == (type_, data)
+
+
+def test_json_takes_the_type_of_any_dict_it_sends() -> None:
+    sent = JsonProtocol().to_message(OrderedDict(type="quote", symbol="ABC"))
+    assert (sent.type, sent.data) == ("quote", {"type": "quote", "symbol": "ABC"})
 
 
 def test_json_type_key_may_be_a_function() -> None:
