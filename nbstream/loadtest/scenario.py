@@ -85,6 +85,7 @@ class ScenarioRun:
         """
         now = self._clock()
         intended = due_ns or now
+        # Recorder.iteration, inline: a call per iteration is a share of the scenario's cost
         record = IterationRecord(user.index, iteration, intended, now)
         self._iterations.append(record)
         user.iteration = iteration
