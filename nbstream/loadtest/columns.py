@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nbstream.loadtest.histograms import histogram_of
+from nbstream.loadtest.hugepages import without_huge_pages
 
 Columns = dict[str, npt.NDArray[Any]]
 
@@ -52,17 +53,20 @@ def to_part(index: int, started_at: float, t0: int, messages: Sequence[Any],
     ``messages``, ``connections`` and ``iterations`` are the recorder's
     ``MessageRecord``, ``ConnectionRecord`` and ``IterationRecord`` objects.
     """
-    message_columns = _message_columns(messages, t0)
-    connection_columns = _connection_columns(connections, t0)
-    ok = is_none(message_columns["error"])
-    values = {name: message_columns[name] for name in ("latency", "latency_corrected", "ttft")}
-    values["ttft_corrected"] = message_columns["first_reply_at"] - message_columns["intended_at"]
-    histograms = {name: histogram_of(v[ok]).encode() for name, v in values.items()}
-    connect = connection_columns["connect_latency"]
-    histograms["connect"] = histogram_of(connect[~np.isnan(connect)]).encode()
+    with without_huge_pages():
+        message_columns = _message_columns(messages, t0)
+        connection_columns = _connection_columns(connections, t0)
+        ok = is_none(message_columns["error"])
+        values = {name: message_columns[name]
+                  for name in ("latency", "latency_corrected", "ttft")}
+        values["ttft_corrected"] = (message_columns["first_reply_at"]
+                                    - message_columns["intended_at"])
+        histograms = {name: histogram_of(v[ok]).encode() for name, v in values.items()}
+        connect = connection_columns["connect_latency"]
+        histograms["connect"] = histogram_of(connect[~np.isnan(connect)]).encode()
+        iteration_columns = _iteration_columns(iterations, t0) if iterations else {}
     return PartialResult(index, started_at, message_columns, connection_columns, histograms,
-                         _iteration_columns(iterations, t0) if iterations else {},
-                         dict(checks), transport)
+                         iteration_columns, dict(checks), transport)
 
 
 def is_none(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:

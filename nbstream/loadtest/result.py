@@ -22,6 +22,7 @@ import numpy as np
 from nbstream.loadtest import faults, frames, storage
 from nbstream.loadtest.columns import PartialResult
 from nbstream.loadtest.histograms import HISTOGRAMS, new_histogram
+from nbstream.loadtest.hugepages import without_huge_pages
 from nbstream.loadtest.metrics import PERCENTILES, Metric, format_value, metrics
 
 if TYPE_CHECKING:
@@ -101,11 +102,13 @@ class LoadResult:
             for part in parts:
                 histograms[name].decode_and_add(part.histograms[name])
         open_model = parameters.get("model") == "open"
-        messages = frames.message_frame(frames.merged(parts, started, "messages"), open_model)
-        connections = frames.connection_frame(frames.merged(parts, started, "connections"),
-                                              messages)
-        iterations = frames.iteration_frame(frames.merged(parts, started, "iterations"),
+        with without_huge_pages():
+            messages = frames.message_frame(frames.merged(parts, started, "messages"),
                                             open_model)
+            connections = frames.connection_frame(frames.merged(parts, started, "connections"),
+                                                  messages)
+            iterations = frames.iteration_frame(frames.merged(parts, started, "iterations"),
+                                                open_model)
         transports = sorted({part.transport for part in parts})
         return cls(messages, connections, histograms,
                    {**parameters, "transport": "+".join(transports)},
