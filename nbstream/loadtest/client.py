@@ -143,16 +143,17 @@ class LoadClient(SyncTwins):
         if watched:
             self._emit_out(request, data, text)
         replies: list[Message] = []
-        request_id = request.id if isinstance(request, Message) else None
         try:
             if until is None and self._first_frame_ends and not watched:
                 # Whatever the first frame holds, it is the answer (request_step says so
                 # for any message of such a protocol): decode it only to return it.
                 frame = await transport.recv()
                 now = clock()
+                self.deadline_ns = 0  # _settle inline: the built-in flow's every message
                 if record is not None:
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
-                self._settle(record, now)
+                    self.current = None
+                    recorder.finish(record, now)
                 if keep:  # _decode inline: a scenario's every request comes this way
                     try:
                         replies = protocol.decode_replies(frame)
@@ -163,6 +164,7 @@ class LoadClient(SyncTwins):
                         return replies[:1]
                 return replies
             ends_replies = protocol.ends_replies
+            request_id = request.id if isinstance(request, Message) else None
             while True:
                 frame = await transport.recv()
                 now = clock()
@@ -209,8 +211,8 @@ class LoadClient(SyncTwins):
                          else closed_error(closed.code), answered=False)
             failure: Exception = closed
             if self.timed_out:
-                failure = TimeoutError(f"no reply to request {request_id or ''} within "
-                                       f"{timeout} s")
+                named = f"request {request.id}" if isinstance(request, Message) else "request"
+                failure = TimeoutError(f"no reply to {named} within {timeout} s")
             if record is not None:
                 self.recorded = failure
             raise failure from None
