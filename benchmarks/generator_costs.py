@@ -100,8 +100,10 @@ def recorder_cost(messages: int, repeats: int) -> str:
             f"{record:.2f} µs of CPU per message to record it (a record, its outcome, a live "
             f"tick every 10,000), {build:.2f} µs per message to build the LoadResult and its "
             "summary once the load is over (columns, HDR histograms, DataFrames; runs: "
-            f"{', '.join(f'{r[1]:.2f}' for r in runs)}: the build touches hundreds of MB "
-            "of fresh memory, and its cost swings with the machine's memory state).")
+            f"{', '.join(f'{r[1]:.2f}' for r in runs)}). The build touches hundreds of MB "
+            "of fresh memory, with ordinary pages: numpy's huge-page advice is off while it "
+            "runs (nbstream/loadtest/hugepages.py); with it, the same build took 0.9 to 2.3 "
+            "µs per message here (10 of 11 runs above 1.6), most of it in the kernel.")
 
 
 IMPORTS = {

@@ -17,7 +17,10 @@ Scenarios, 100 connections request/response, against the cheapest echo server at
 * raw: a plain websockets ``send``/``recv`` loop against ``load_test(protocol="raw")``
   on each transport (websockets, picows). ``load_test`` runs as in any script, on
   nbstream's own loop (uvloop's when installed); the plain loop also runs on uvloop,
-  to show what the loop alone is worth.
+  to show what the loop alone is worth. Two floors: the same exchange on picows with
+  nothing else (no rows, deadlines or protocol), a coroutine per connection awaiting a
+  future per reply (load_test's design), and callbacks only (each reply's callback
+  sends the next request): what each design costs at least on this machine.
 * envelope: nbstream's ``echo`` server (chat -> content + end; the Python server is
   the limit): a plain loop that sends JSON chats and reads until ``end``, against
   ``load_test()`` on each transport.
@@ -59,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.asyncio.client import connect
 
 import nbstream
@@ -147,6 +151,67 @@ async def envelope_echo_exchange(ws: Any, i: int) -> None:
     await ws.send(json.dumps({"type": "chat", "data": {"text": f"Test message {i}"},
                               "id": f"m{i}", "timestamp": "2026-01-01T00:00:00.000+00:00"}))
     json.loads(await ws.recv())
+
+
+class _Echoes(WSListener):
+    """One connection of a floor loop: counts replies, and either sends the next request
+    from picows' frame callback or hands the reply to the coroutine awaiting it."""
+
+    def __init__(self, callbacks: bool) -> None:
+        super().__init__()
+        self.callbacks = callbacks
+        self.stop = 0.0
+        self.count = 0
+        self.waiter: asyncio.Future[str] | None = None
+        self.finished = asyncio.get_running_loop().create_future()
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        reply = frame.get_payload_as_utf8_text()
+        if not self.callbacks:
+            waiter, self.waiter = self.waiter, None
+            assert waiter is not None
+            waiter.set_result(reply)
+            return
+        self.count += 1
+        if time.perf_counter() < self.stop:
+            transport.send(WSMsgType.TEXT, f"Test message {self.count}".encode())
+        elif not self.finished.done():
+            self.finished.set_result(None)
+
+
+async def picows_floor(url: str, seconds: float, callbacks: bool) -> tuple[int, float]:
+    """The raw exchange with nothing but picows: no rows, no deadlines, no protocol.
+
+    ``callbacks``: each reply's frame callback sends the next request (no coroutine,
+    no future per message). Else a coroutine per connection awaits a future per reply,
+    as load_test's connections do. What each design costs at least on this machine.
+    """
+    loop = asyncio.get_running_loop()
+    connections = [(await ws_connect(lambda: _Echoes(callbacks), url))[1]
+                   for _ in range(CONNECTIONS)]
+    echoes = [listener for listener in connections if isinstance(listener, _Echoes)]
+
+    async def run(echo: _Echoes) -> None:
+        while time.perf_counter() < echo.stop:
+            echo.transport.send(WSMsgType.TEXT, f"Test message {echo.count}".encode())
+            echo.waiter = waiter = loop.create_future()
+            await waiter
+            echo.count += 1
+
+    start = time.perf_counter()
+    for echo in echoes:
+        echo.stop = start + seconds
+        if callbacks:
+            echo.transport.send(WSMsgType.TEXT, b"Test message 0")
+    await asyncio.gather(*(echo.finished if callbacks else run(echo) for echo in echoes))
+    elapsed = time.perf_counter() - start
+    for echo in echoes:
+        echo.transport.disconnect()
+    done = sum(echo.count for echo in echoes)
+    return done, done / elapsed
 
 
 def nbstream_load(url: str, seconds: float, **options: Any) -> tuple[int, float]:
@@ -253,6 +318,10 @@ CASES = [
     Case("raw", "load_test, websockets", "fast", _load(protocol="raw", transport="websockets"),
          PLAIN),
     Case("raw", "load_test, picows", "fast", _load(protocol="raw", transport="picows"), PLAIN),
+    Case("raw", "floor: picows, a coroutine per connection", "fast",
+         lambda url, seconds: uvloop.run(picows_floor(url, seconds, callbacks=False)), PLAIN),
+    Case("raw", "floor: picows callbacks only", "fast",
+         lambda url, seconds: uvloop.run(picows_floor(url, seconds, callbacks=True)), PLAIN),
     Case("envelope", PLAIN, "nbstream", _plain(envelope_exchange)),
     Case("envelope", "load_test, websockets", "nbstream", _load(transport="websockets"),
          PLAIN),

@@ -2,11 +2,11 @@
 documented API, fenced in this module.
 
 numpy asks Linux for transparent huge pages (``madvise(MADV_HUGEPAGE)``) for every
-array of 4 MiB or more. Where the kernel's THP ``defrag`` setting is ``madvise`` (the
-usual default), a fault in such an array may first compact memory to find a huge
-page. Building the result of a million messages then cost about twice the CPU here,
-swinging from run to run (benchmarks/RESULTS.md, "Load generator costs"), and
-nothing in a build is reread enough for the bigger pages to pay that back.
+array of 4 MiB or more. A fault on a fresh huge page can be slow: on this machine (a
+VM with a memory balloon) building the result of a million messages took 1.9 s of
+kernel time in 163 huge-page faults, with no compaction, against 0.3 s with ordinary
+pages, and swung from run to run (benchmarks/RESULTS.md, "Load generator costs").
+A build reads each array a few times in order, which the bigger pages barely speed up.
 
 numpy documents the switch as the ``NUMPY_MADVISE_HUGEPAGE`` environment variable,
 read when numpy is imported: too late in a notebook that imported pandas first. Its
