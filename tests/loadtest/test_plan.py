@@ -37,6 +37,15 @@ def test_payloads() -> None:
     assert LoadPlan.create(URL, payload=lambda c, i: f"{c}:{i}").text(2, 9) == "2:9"
 
 
+@pytest.mark.parametrize("template", [
+    "Test message {i}", "A {i} B", "{i}{{x}}", "a {i} {{ b }}", "{i!r}", "{i:05d}",
+    "{connection}-{i}", "x {i} y {i}", "{connection}", "{i:>{connection}}"])
+def test_templates_read_as_str_format_reads_them(template: str) -> None:
+    texts = LoadPlan.create(URL, payload=template, protocol="raw").texts()
+    assert [texts(c, i) for c, i in ((2, 17), (0, 0))] == [
+        template.format(i=17, connection=2), template.format(i=0, connection=0)]
+
+
 def test_ramp_up_spreads_connections() -> None:
     plan = LoadPlan.create(URL, connections=10, ramp_up=2.0)
     assert [plan.connect_delay(c) for c in (0, 5, 9)] == pytest.approx([0.0, 1.0, 1.8])
