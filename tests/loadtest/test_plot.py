@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import nbstream
-from nbstream.loadtest.plot import ResultFigure
+from nbstream.loadtest.plot import CDF_POINTS, ResultFigure, cdf_points
 
 matplotlib.use("Agg")
 
@@ -95,3 +95,24 @@ def test_the_dark_theme_draws_light_text(result: nbstream.LoadResult) -> None:
     assert light_line.get_color() != dark_line.get_color()  # brighter lines on dark
     with pytest.raises(ValueError, match="theme must be one of"):
         result.plot(theme="blue")  # type: ignore[arg-type]
+
+
+def test_a_long_cdf_is_drawn_from_fewer_points_that_keep_its_shape() -> None:
+    rng = np.random.default_rng(7)
+    values = np.sort(rng.lognormal(0.0, 1.5, 1_000_000))
+    fractions = np.arange(1, len(values) + 1) / len(values)
+    x, y = cdf_points(values)
+    assert len(x) <= 2 * CDF_POINTS
+    assert (x[0], x[-1], y[-1]) == (values[0], values[-1], 1.0)  # fastest and slowest
+    assert np.array_equal(x[-CDF_POINTS:], values[-CDF_POINTS:])  # the tail, exactly
+    assert np.all(np.diff(x) >= 0) and np.all(np.diff(y) > 0)
+    # Between two drawn points the true CDF never strays more than one step of the grid.
+    drawn = np.interp(values, x, y)
+    assert np.max(np.abs(drawn - fractions)) <= 1 / CDF_POINTS
+
+
+def test_a_short_cdf_is_drawn_point_by_point() -> None:
+    values = np.arange(1.0, 11.0)
+    x, y = cdf_points(values)
+    assert np.array_equal(x, values)
+    assert np.allclose(y, np.arange(1, 11) / 10)
