@@ -157,12 +157,10 @@ def cdf_points(values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64]
                                                           npt.NDArray[np.float64]]:
     """The (latency, fraction of messages) points that draw the CDF of sorted ``values``."""
     count = len(values)
-    fractions = np.arange(1, count + 1) / count
-    if count <= 2 * CDF_POINTS:
-        return values, fractions
-    kept = np.union1d(np.linspace(0, count - 1, CDF_POINTS).astype(np.int64),
-                      np.arange(count - CDF_POINTS, count))
-    return values[kept], fractions[kept]
+    kept = np.arange(count) if count <= 2 * CDF_POINTS else np.union1d(
+        np.linspace(0, count - 1, CDF_POINTS).astype(np.int64),
+        np.arange(count - CDF_POINTS, count))
+    return values[kept], (kept + 1) / count
 
 
 def _log_ticks(axes: Axes, latencies: list[float]) -> None:
