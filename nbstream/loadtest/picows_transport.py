@@ -101,15 +101,8 @@ class _Receiver(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """A frame arrived: deliver whole messages, answer a close."""
         kind = frame.msg_type
-        if kind == _TEXT and frame.fin:  # _deliver inline: a frame of every round trip
-            message: str | bytes = frame.get_payload_as_utf8_text()
-            waiter = self._waiter
-            if waiter is not None:
-                self._waiter = None
-                if not waiter.done():
-                    waiter.set_result(message)
-                    return
-            self._messages.append(message)
+        if kind == _TEXT and frame.fin:
+            self._deliver(frame.get_payload_as_utf8_text())
         elif kind == _BINARY and frame.fin:
             self._deliver(frame.get_payload_as_bytes())
         elif kind == _TEXT or kind == _BINARY:
