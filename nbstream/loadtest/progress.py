@@ -43,6 +43,21 @@ class LoadProgress:
     """Messages the plan sends, or None for a closed model bounded by ``duration``."""
 
 
+_Chunk = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]
+"""One tick's successes: completion times, latencies, and how many each stands for."""
+
+
+def weighted_percentiles(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64],
+                         percents: tuple[float, ...]) -> list[float]:
+    """The smallest value at or above each percent of the total weight (the inverted
+    CDF: always a value that occurred). numpy 2 has this as ``percentile(weights=)``;
+    nbstream still runs on numpy 1."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    positions = np.searchsorted(cumulative, [p / 100 * cumulative[-1] for p in percents])
+    return [float(values[order[min(i, len(order) - 1)]]) for i in positions]
+
+
 class ProgressTracker:
     """Folds the ticks of one or more workers into :class:`LoadProgress` snapshots.
 
@@ -52,15 +67,14 @@ class ProgressTracker:
     def __init__(self, planned: int | None) -> None:
         self.planned = planned
         self._latest: dict[int, Tick] = {}
-        self._recent: dict[int, deque[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]]
-        self._recent = {}
+        self._recent: dict[int, deque[_Chunk]] = {}
 
     def update(self, source: int, tick: Tick) -> None:
         """Take the latest tick of worker ``source``."""
         self._latest[source] = tick
         recent = self._recent.setdefault(source, deque())
         if tick.done_at:
-            recent.append((np.array(tick.done_at), np.array(tick.latencies)))
+            recent.append((np.array(tick.done_at), np.array(tick.latencies), tick.weight))
         horizon = tick.at - 2 * WINDOW  # keep what the next snapshots may still need
         while recent and recent[0][0].max() <= horizon:
             recent.popleft()
@@ -74,14 +88,16 @@ class ProgressTracker:
         end = min(t.at for t in ticks)
         chunks = [chunk for recent in self._recent.values() for chunk in recent]
         p50 = p99 = None
-        count = 0
+        count = 0.0
         if chunks:
             done_at = np.concatenate([c[0] for c in chunks])
             latencies = np.concatenate([c[1] for c in chunks])
-            window = latencies[(done_at > end - WINDOW) & (done_at <= end)]
-            count = len(window)
-            if count:
-                p50, p99 = (float(v) for v in np.percentile(window, [50, 99]))
+            weights = np.concatenate([np.full(len(c[0]), c[2]) for c in chunks])
+            inside = (done_at > end - WINDOW) & (done_at <= end)
+            window, weights = latencies[inside], weights[inside]
+            count = float(weights.sum())
+            if len(window):
+                p50, p99 = weighted_percentiles(window, weights, (50, 99))
         return LoadProgress(
             elapsed=max(t.at for t in ticks),
             sent=sum(t.sent for t in ticks),

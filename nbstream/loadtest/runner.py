@@ -215,6 +215,9 @@ class Runner:
             constant = protocol.frame(plan.text(0, 0))  # every turn may send the same frame
             return lambda connection, seq: constant
         text, envelope_type = plan.texts(), plan.envelope_type
+        text_frames = plan.text_frames() if protocol.sends_str_as_text else None
+        if text_frames is not None:
+            return text_frames
         if envelope_type is not None:
             return lambda connection, seq: Message(envelope_type,
                                                    {"text": text(connection, seq)})

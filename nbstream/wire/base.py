@@ -52,6 +52,9 @@ class WireProtocol(ABC):
     """Sessions have positions, a welcome and a resume step."""
     ends_replies: bool = False
     """The server marks the end of each reply with :meth:`end_of_reply`."""
+    sends_str_as_text: bool = False
+    """:meth:`frame` of any str ``s`` is ``Encoded(s.encode(), True)``: its text frame
+    as given (the load tester then formats and frames a payload in one step)."""
     control_types: Mapping[str, Incoming] = {}
     """Message types that are not requests, and what they are (what :meth:`incoming`
     says; a server reads it directly on its hot path)."""

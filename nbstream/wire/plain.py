@@ -38,6 +38,7 @@ class RawProtocol(WireProtocol):
     ``Message("binary", bytes)``; nothing is ever added in band."""
 
     name = "raw"
+    sends_str_as_text = True
 
     def decode_request(self, frame: str | bytes) -> Message:
         return _as_text(frame)

@@ -46,6 +46,23 @@ def test_templates_read_as_str_format_reads_them(template: str) -> None:
         template.format(i=17, connection=2), template.format(i=0, connection=0)]
 
 
+@pytest.mark.parametrize("protocol", ["raw", "text", "json"])
+@pytest.mark.parametrize("template", ["Test message {i}", "{i}", "é {i} ☃", "{i}{{x}}"])
+def test_a_counted_payload_is_formatted_and_framed_in_one_step(protocol: str,
+                                                               template: str) -> None:
+    plan = LoadPlan.create(URL, payload=template, protocol=protocol)
+    frames, frame = plan.text_frames(), plan.wire_protocol().frame
+    assert frames is not None
+    assert [frames(c, i) for c, i in ((2, 17), (0, 0))] == [
+        frame(template.format(i=17, connection=2)), frame(template.format(i=0, connection=0))]
+
+
+@pytest.mark.parametrize("payload", ["{connection}-{i}", "{i:05d}", "{i!r}", "fixed", b"x",
+                                     lambda c, i: f"{c}:{i}"])
+def test_other_payloads_are_formatted_then_framed(payload: object) -> None:
+    assert LoadPlan.create(URL, payload=payload, protocol="raw").text_frames() is None
+
+
 def test_ramp_up_spreads_connections() -> None:
     plan = LoadPlan.create(URL, connections=10, ramp_up=2.0)
     assert [plan.connect_delay(c) for c in (0, 5, 9)] == pytest.approx([0.0, 1.0, 1.8])

@@ -8,6 +8,7 @@ import numpy as np
 
 from nbstream.loadtest.errors import LocalError, closed_error, http_error
 from nbstream.loadtest.recorder import (
+    TICK_SAMPLE,
     Recorder,
     decode_histogram,
     histogram_of,
@@ -77,6 +78,23 @@ def test_ticks_report_counters_and_new_successes_once() -> None:
     recorder.message(0, 2, clock.now, clock.now, 10)
     again = recorder.tick()
     assert again.latencies == [] and again.in_flight == 1 and again.sent == 3
+
+
+def test_a_busy_tick_reports_an_even_sample_of_its_successes() -> None:
+    clock = FakeClock()
+    recorder = Recorder(clock)
+    for seq in range(5 * TICK_SAMPLE + 1):
+        record = recorder.message(0, seq, clock.now, clock.now, 10)
+        clock.now += MS
+        recorder.finish(record, clock.now + seq, "TIMEOUT" if seq % 2 else None)
+    tick = recorder.tick()
+    successes = 5 * TICK_SAMPLE // 2 + 1
+    assert (tick.completed, tick.errors) == (successes, 5 * TICK_SAMPLE // 2)
+    assert TICK_SAMPLE <= len(tick.latencies) < 2 * TICK_SAMPLE
+    assert math.isclose(tick.weight * len(tick.latencies), successes)
+    # every other success: messages 0, 4, 8 (their latency is 1 ms + seq ns)
+    assert np.allclose(tick.latencies[:3], [0.001, 0.001000004, 0.001000008], rtol=0, atol=1e-12)
+    assert recorder.tick().latencies == []
 
 
 def test_merged_histograms_equal_the_histogram_of_all_rows() -> None:

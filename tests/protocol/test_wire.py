@@ -56,6 +56,16 @@ def test_values_go_out_as_they_are_given(protocol: WireProtocol, item: Any,
     assert protocol.frame(item) == encoded  # the load test's path, no message built
 
 
+@pytest.mark.parametrize("name", ["nbstream", "json", "text", "raw"])
+def test_a_protocol_sending_str_as_text_frames_every_str_as_given(name: str) -> None:
+    protocol = wire.create(name)
+    strings = ["", "hi", "é ☃", '{"type": "chat"}', "[1]", "3", "null", "{i}"]
+    framed = [protocol.frame(s) for s in strings]
+    as_given = [Encoded(s.encode(), True) for s in strings]
+    assert protocol.sends_str_as_text == (framed == as_given)
+    assert protocol.sends_str_as_text == (name != "nbstream")
+
+
 def test_an_encoded_frame_reads_and_unpacks_like_the_pair_it_was() -> None:
     encoded = RawProtocol().frame("hi")
     data, text = encoded
