@@ -61,11 +61,13 @@ class LoadClient(SyncTwins):
         self.deadline_ns = 0
         """When the request in flight is overdue (0: nothing in flight); the watchdog reads it."""
         self.timed_out = False
+        self.alive = True
+        """Open, and not failed (``record.error``): the runner's loops read it every turn."""
         self.recorded: BaseException | None = None
         """The latest error a timed request raised after recording its row."""
         self._transport = transport
-        self._first_frame_ends = first_frame_ends(protocol.ends_replies,
-                                                 protocol.in_band_heartbeat)
+        self.first_frame_ends = first_frame_ends(protocol.ends_replies,
+                                                protocol.in_band_heartbeat)
         """Any frame back answers a request (no reply ends, no in-band pings)."""
         self._recorder = recorder
         self._session = str(index)
@@ -73,11 +75,16 @@ class LoadClient(SyncTwins):
         self._closed: StreamClosed | None = None
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        self._clock = recorder.clock
         self._keep = recorder.messages.append
         self._finished = recorder.finished.append
-        self._timeout_for = -1.0
-        self._timeout_ns = 0
+        self._timeout_for = timeout
+        self._timeout_ns = round(timeout * 1e9)
         """``timeout`` in ns, for the latest timeout seen (round() costs 55 ns a message)."""
+        self.read_frame = transport.recv
+        """The next frame from the server (see :meth:`start`)."""
+        self.closed_error = transport.closed_error
+        """What :attr:`read_frame` raises once the connection is closed."""
         self.outgoing: Callable[[Any], Message | Encoded] = (
             protocol.to_message if protocol.ends_replies else protocol.frame)
         """What :meth:`exchange` sends for ``request(value)``: the message, or just its
@@ -98,11 +105,6 @@ class LoadClient(SyncTwins):
     def closed(self) -> StreamClosed | None:
         """Why the connection closed, or None while it is open."""
         return self._closed
-
-    @property
-    def alive(self) -> bool:
-        """Open, and not failed (``record.error``)."""
-        return self._closed is None and self.record.error is None
 
     def abort(self) -> None:
         """The request in flight is overdue: drop the connection; the request then fails
@@ -133,37 +135,18 @@ class LoadClient(SyncTwins):
         """
         if self._closed is not None:
             raise self._closed
-        protocol, recorder, transport = self.protocol, self._recorder, self._transport
-        clock, watched = recorder.clock, self.events.listened
+        protocol, transport, watched = self.protocol, self._transport, self.events.listened
         encoded = request if isinstance(request, Encoded) else protocol.encode(request)
-        data, text = encoded.data, encoded.text
-        now = clock()
-        record = None
-        if seq >= 0:
-            # Recorder.message inline (as finish below): a call each is 3% of a message
-            record = MessageRecord(self.index, seq, intended_ns or now - lag_ns, now,
-                                   len(data), step)
-            self._keep(record)
-            self.current = record
-        if timeout != self._timeout_for:
-            self._timeout_for, self._timeout_ns = timeout, round(timeout * 1e9)
-        self.deadline_ns = now + self._timeout_ns
-        transport.send(data, text)
+        record = self.start(encoded, seq, timeout, step, intended_ns, lag_ns)
         if watched:
-            self._emit_out(request, data, text)
+            self._emit_out(request, encoded.data, encoded.text)
         replies: list[Message] = []
         try:
-            if until is None and self._first_frame_ends and not watched:
+            if until is None and self.first_frame_ends and not watched:
                 # Whatever the first frame holds, it is the answer (request_step says so
                 # for any message of such a protocol): decode it only to return it.
                 frame = await transport.recv()
-                now = clock()
-                self.deadline_ns = 0  # _settle inline: 650 instructions a message (callgrind)
-                if record is not None:
-                    record.first_ns = record.done_ns = now
-                    record.replies, record.bytes_in, record.answered = 1, len(frame), True
-                    self.current = None
-                    self._finished(record)
+                self.answered(record, frame)
                 if keep:  # _decode inline: a scenario's every request comes this way
                     try:
                         replies = protocol.decode_replies(frame)
@@ -173,7 +156,7 @@ class LoadClient(SyncTwins):
                         self._pending.extend(replies[1:])
                         return replies[:1]
                 return replies
-            ends_replies = protocol.ends_replies
+            clock, ends_replies = self._clock, protocol.ends_replies
             request_id = request.id if isinstance(request, Message) else None
             while True:
                 frame = await transport.recv()
@@ -211,21 +194,60 @@ class LoadClient(SyncTwins):
                     self._settle(record, now, str(error.code))
                     if not error.recoverable and self.record.error is None:
                         self.record.error = str(error.code)  # the server closes next
+                        self.alive = False
                     if record is not None:
                         self.recorded = error
                     raise error
         except transport.closed_error as exc:
-            now = clock()
-            closed = self._lost(transport.closed(exc))
-            self._settle(record, now, LocalError.TIMEOUT if self.timed_out
-                         else closed_error(closed.code), answered=False)
-            failure: Exception = closed
-            if self.timed_out:
-                named = f"request {request.id}" if isinstance(request, Message) else "request"
-                failure = TimeoutError(f"no reply to {named} within {timeout} s")
-            if record is not None:
-                self.recorded = failure
-            raise failure from None
+            named = f"request {request.id}" if isinstance(request, Message) else "request"
+            raise self.lost(record, exc, timeout, named) from None
+
+    # -- the steps of a timed exchange (the built-in flow takes them itself) -------------
+
+    def start(self, encoded: Encoded, seq: int, timeout: float, step: str | None = None,
+              intended_ns: int = 0, lag_ns: int = 0) -> MessageRecord | None:
+        """Send ``encoded`` now and start its row if ``seq`` >= 0 (the rest as
+        :meth:`exchange`); the watchdog aborts the connection after ``timeout`` seconds.
+        Then read the answer: ``read_frame()``, and :meth:`answered` where
+        :attr:`first_frame_ends`, or :meth:`lost` if it raises :attr:`closed_error`."""
+        now = self._clock()
+        data = encoded.data
+        record = None
+        if seq >= 0:  # Recorder.message inline (as finish in answered): a call less each
+            record = MessageRecord(self.index, seq, intended_ns or now - lag_ns, now,
+                                   len(data), step)
+            self._keep(record)
+            self.current = record
+        if timeout != self._timeout_for:
+            self._timeout_for, self._timeout_ns = timeout, round(timeout * 1e9)
+        self.deadline_ns = now + self._timeout_ns
+        self._transport.send(data, encoded.text)
+        return record
+
+    def answered(self, record: MessageRecord | None, frame: str | bytes) -> None:
+        """``frame`` answered the request of ``record`` (None: an untimed one)."""
+        self.deadline_ns = 0
+        if record is not None:
+            record.first_ns = record.done_ns = self._clock()
+            record.replies, record.bytes_in, record.answered = 1, len(frame), True
+            self.current = None
+            self._finished(record)
+
+    def lost(self, record: MessageRecord | None, exc: BaseException, timeout: float,
+             named: str = "request") -> Exception:
+        """The connection closed (``exc``, a ``closed_error``) before the request of
+        ``record`` was answered: records it, and returns what to raise (TimeoutError
+        when the watchdog closed it, else StreamClosed)."""
+        now = self._clock()
+        closed = self._lost(self._transport.closed(exc))
+        self._settle(record, now, LocalError.TIMEOUT if self.timed_out
+                     else closed_error(closed.code), answered=False)
+        failure: Exception = closed
+        if self.timed_out:
+            failure = TimeoutError(f"no reply to {named} within {timeout} s")
+        if record is not None:
+            self.recorded = failure
+        return failure
 
     def _settle(self, record: MessageRecord | None, now: int, error: str | None = None,
                 answered: bool = True) -> None:
@@ -253,6 +275,7 @@ class LoadClient(SyncTwins):
         if self.record.error is None:
             self.record.error = LocalError.TIMEOUT if self.timed_out else closed_error(exc.code)
         self._closed = StreamClosed(exc.code, exc.reason)
+        self.alive = False
         return self._closed
 
     def _emit_out(self, request: Message | Encoded, data: bytes, text: bool) -> None:
@@ -376,6 +399,7 @@ class LoadClient(SyncTwins):
         self._recorder.connections_open -= 1
         if self._closed is None:
             self._closed = StreamClosed(transport.close_code, transport.close_reason)
+        self.alive = False
         if self.events:
             self.events.emit("close", "client", self._session,
                              detail={"code": record.close_code, "reason": record.close_reason})

@@ -169,3 +169,30 @@ async def test_headers_and_subprotocols_reach_the_server(transport: TransportNam
             url, connections=1, messages=2, protocol="raw", transport=transport,
             additional_headers={"X-Test": "yes"}, subprotocols=["feed.v2"], progress=False)
     assert result.messages["error"].isna().all() and seen == [("yes", "feed.v2")]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_raw_frames_time_out_or_close_as_rows(transport: TransportName) -> None:
+    """The built-in flow of a protocol whose first frame back is the answer: an overdue
+    reply is a TIMEOUT row, a server that closes is a CLOSED row, the rest NOT_SENT."""
+
+    async def handler(ws: ServerConnection) -> None:
+        async for frame in ws:
+            if frame == "0 1":
+                await ws.wait_closed()  # until the watchdog drops the connection
+            elif frame == "1 1":
+                await ws.close(1011, "broken")
+            else:
+                await ws.send(frame)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        result = await asyncio.wait_for(nbstream.aload_test(
+            url, connections=3, messages=3, protocol="raw", payload="{connection} {i}",
+            timeout=0.3, transport=transport, progress=False), TIMEOUT)
+    m = result.messages.set_index(["connection", "seq"])
+    assert list(m["error"].fillna("ok")) == ["ok", "TIMEOUT", "NOT_SENT", "ok", "CLOSED_1011",
+                                            "NOT_SENT", "ok", "ok", "ok"]
+    assert (m["done_at"] - m["sent_at"]).loc[(0, 1)] >= 0.3
+    assert m["bytes_in"].loc[(2, 2)] == 3 and m["latency"].loc[(2, 2)] > 0
+    assert list(result.connections["error"].fillna("ok")) == ["TIMEOUT", "CLOSED_1011", "ok"]
