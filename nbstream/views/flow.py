@@ -194,7 +194,7 @@ class FlowView(anywidget.AnyWidget):
         c2s, s2c = log.rates(time.monotonic())
         with self.hold_sync():
             if self._driver is not None:
-                self.position = round(self._driver.playback.position, 3)
+                self.position = self._driver.playback.position
             self.total = log.total
             self.counts = dict(log.counts)
             self.rates = [round(c2s, 1), round(s2c, 1)]

@@ -13,14 +13,14 @@ from tests.views.conftest import eventually
 T0 = 1_800_000_000.0
 
 
-def finished() -> Recording:
-    """A chat over 2 seconds: open at 0, chat at 0.5, content at 1.0, end at 1.5, close at 2."""
+def finished(close_at: float = 2.0) -> Recording:
+    """A chat: open at 0, chat at 0.5, content at 1.0, end at 1.5, close at ``close_at``."""
     frames = [
         Frame(T0 + 0.5, "s1", "c2s", TEXT, "chat", 30, '{"type":"chat","data":{"text":"hi"}}'),
         Frame(T0 + 1.0, "s1", "s2c", TEXT, "content", 33,
               '{"type":"content","data":{"text":"hi"}}'),
         Frame(T0 + 1.5, "s1", "s2c", TEXT, "end", 20, '{"type":"end","data":{}}'),
-        Frame(T0 + 2.0, "s1", None, CLOSE, None, 0, "", 1000),
+        Frame(T0 + close_at, "s1", None, CLOSE, None, 0, "", 1000),
     ]
     return Recording(frames, [SessionInfo("s1", user="ann", opened=T0)], start=T0,
                      protocol="nbstream", source="chat.parquet")
@@ -59,6 +59,17 @@ async def test_play_draws_the_flow_again_at_a_speed(comms: CommLog) -> None:
     view.playing = False
     stopped_at = view.position
     assert stopped_at < 2.0
+    view.close()
+
+
+async def test_play_ends_exactly_at_the_duration_the_browser_shows(comms: CommLog) -> None:
+    view = FlowView(finished(close_at=1.5654999))  # 1.565 would read 1.56 against 1.57
+    view.seek(1.4)
+    view.speed = 4.0
+    view.playing = True
+    await eventually(lambda: not view.playing)
+    await eventually(lambda: types(view)[-1] == "close")
+    assert view.position == view.duration
     view.close()
 
 
