@@ -157,22 +157,27 @@ class LoadClient(SyncTwins):
                         return replies[:1]
                 return replies
             clock, ends_replies = self._clock, protocol.ends_replies
+            in_band, events = protocol.in_band_heartbeat, self.events
             request_id = request.id if isinstance(request, Message) else None
             while True:
                 frame = await transport.recv()
                 now = clock()
-                messages = self._decode(frame)
+                try:  # _decode inline, as _settle below: every reply of a request comes here
+                    messages = protocol.decode_replies(frame)
+                except StreamError as exc:
+                    messages = [Message(MessageType.ERROR, exc.to_dict())]
                 count = len(messages)
                 if not count:
                     continue  # an empty batch
                 size = len(frame) // count
                 for position, message in enumerate(messages):
-                    if self.events.listened:
+                    if events.listened:
                         self._emit_in(message, size, frame if count == 1 else None)
-                    if message.type == _PING and protocol.in_band_heartbeat:
+                    if in_band and message.type == _PING:
                         self._pong(message)
                         continue
-                    outcome = request_step(message, request_id, until, ends_replies)
+                    outcome = (request_step(message, request_id, until, ends_replies)
+                               if until is None else _END if until(message) else _PART)
                     if keep:
                         replies.append(message)
                     if outcome is _OTHER:
@@ -187,7 +192,11 @@ class LoadClient(SyncTwins):
                     if position + 1 < count:
                         self._pending.extend(messages[position + 1:])
                     if outcome is _END:
-                        self._settle(record, now)
+                        self.deadline_ns = 0
+                        if record is not None:
+                            self.current = None
+                            record.done_ns, record.answered = now, True
+                            self._finished(record)
                         return replies
                     error = message.error
                     assert error is not None  # FAILED is always an error message
