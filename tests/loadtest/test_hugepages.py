@@ -58,7 +58,10 @@ def switch() -> Iterator[Callable[[bool], bool]]:
 
 
 def big() -> npt.NDArray[numpy.uint8]:
-    return numpy.ones(8 << 20, numpy.uint8)  # numpy advises arrays of 4 MiB and more
+    """An array numpy advises (4 MiB and more) in a mapping of its own: glibc maps every
+    block over 32 MiB afresh, while a smaller one may reuse heap that an earlier
+    test's array had advised (this test then failed one run in two)."""
+    return numpy.ones(64 << 20, numpy.uint8)
 
 
 def test_installed_numpy_is_one_the_module_was_checked_against() -> None:
