@@ -156,12 +156,10 @@ class LoadClient(SyncTwins):
                         self._pending.extend(replies[1:])
                         return replies[:1]
                 return replies
-            clock, ends_replies = self._clock, protocol.ends_replies
-            in_band, events = protocol.in_band_heartbeat, self.events
             request_id = request.id if isinstance(request, Message) else None
-            while True:
+            while True:  # nothing cached in locals: most requests take one turn of it
                 frame = await transport.recv()
-                now = clock()
+                now = self._clock()
                 try:  # _decode inline, as _settle below: every reply of a request comes here
                     messages = protocol.decode_replies(frame)
                 except StreamError as exc:
@@ -170,13 +168,14 @@ class LoadClient(SyncTwins):
                 if not count:
                     continue  # an empty batch
                 size = len(frame) // count
-                for position, message in enumerate(messages):
-                    if events.listened:
+                batch = iter(messages)
+                for message in batch:
+                    if self.events.listened:
                         self._emit_in(message, size, frame if count == 1 else None)
-                    if in_band and message.type == _PING:
+                    if message.type == _PING and protocol.in_band_heartbeat:
                         self._pong(message)
                         continue
-                    outcome = (request_step(message, request_id, until, ends_replies)
+                    outcome = (request_step(message, request_id, until, protocol.ends_replies)
                                if until is None else _END if until(message) else _PART)
                     if keep:
                         replies.append(message)
@@ -189,8 +188,8 @@ class LoadClient(SyncTwins):
                             record.first_ns = now
                     if outcome is _PART:
                         continue
-                    if position + 1 < count:
-                        self._pending.extend(messages[position + 1:])
+                    if count > 1:  # the rest of the batch waits for recv
+                        self._pending.extend(batch)
                     if outcome is _END:
                         self.deadline_ns = 0
                         if record is not None:
