@@ -156,7 +156,9 @@ class LoadClient(SyncTwins):
                         self._pending.extend(replies[1:])
                         return replies[:1]
                 return replies
-            request_id = request.id if isinstance(request, Message) else None
+            request_id = None  # what request_step matches replies against (no until)
+            if until is None and isinstance(request, Message):
+                request_id = request.id
             while True:  # nothing cached in locals: most requests take one turn of it
                 frame = await transport.recv()
                 now = self._clock()
@@ -170,17 +172,19 @@ class LoadClient(SyncTwins):
                 size = len(frame) // count
                 batch = iter(messages)
                 for message in batch:
-                    if self.events.listened:
+                    if watched:
                         self._emit_in(message, size, frame if count == 1 else None)
                     if message.type == _PING and protocol.in_band_heartbeat:
                         self._pong(message)
                         continue
-                    outcome = (request_step(message, request_id, until, protocol.ends_replies)
-                               if until is None else _END if until(message) else _PART)
                     if keep:
                         replies.append(message)
-                    if outcome is _OTHER:
-                        continue
+                    if until is not None:
+                        outcome = _END if until(message) else _PART
+                    else:
+                        outcome = request_step(message, request_id, None, protocol.ends_replies)
+                        if outcome is _OTHER:
+                            continue
                     if record is not None:
                         record.replies += 1
                         record.bytes_in += size

@@ -146,12 +146,15 @@ class Runner:
             flow = scenario.flow if scenario is not None else None
             events, quick = self.events, client.first_frame_ends
             read_frame, closed_error = client.read_frame, client.closed_error
+            # One clock reading per turn serves both the duration and the iteration's start
+            timed = end_ns is not None or scenario is not None
             while (count is None or i < count) and client.alive:
-                if end_ns is not None and clock() >= end_ns:
+                now = clock() if timed else 0
+                if end_ns is not None and now >= end_ns:
                     break
                 if scenario is not None:
                     assert user is not None and flow is not None
-                    record = scenario.start(user, i, 0)
+                    record = scenario.start(user, i, 0, now)
                     try:
                         await flow(user)
                     except Exception as exc:
@@ -200,7 +203,7 @@ class Runner:
                     break
                 if scenario is not None:
                     assert user is not None and flow is not None
-                    record = scenario.start(user, slot, due)
+                    record = scenario.start(user, slot, due, clock())
                     try:
                         await flow(user)
                     except Exception as exc:

@@ -74,16 +74,16 @@ class ScenarioRun:
             user = self._users[client.index] = User(self, client)
         return user
 
-    def start(self, user: User, iteration: int, due_ns: int) -> IterationRecord:
-        """Start ``user``'s iteration ``iteration``; then await ``flow(user)``, hand an
-        exception that escapes it to :meth:`failed`, else set the record's ``done_ns``.
+    def start(self, user: User, iteration: int, due_ns: int, now: int) -> IterationRecord:
+        """Start ``user``'s iteration ``iteration`` at clock reading ``now``; then await
+        ``flow(user)``, hand an exception that escapes it to :meth:`failed`, else set the
+        record's ``done_ns``.
 
         The runner's two loops do this inline (``Runner._closed``, ``Runner._open``): a
         coroutine of ours around the flow would cost every iteration. ``due_ns`` is when
         the timetable wanted it started (0: now, closed model). An iteration cancelled
         midway is settled by :meth:`settle_cancelled`.
         """
-        now = self._clock()
         intended = due_ns or now
         # Recorder.iteration, inline: a call per iteration is a share of the scenario's cost
         record = IterationRecord(user.index, iteration, intended, now)

@@ -168,9 +168,9 @@ _message_decoder = msgspec.json.Decoder(Message)
 _batch_decoder = msgspec.json.Decoder(_Batch)
 
 
-def encode(message: Message) -> bytes:
-    """Encode one envelope to UTF-8 JSON bytes (send them as a *text* frame)."""
-    return _encoder.encode(message)
+encode: Callable[[Message], bytes] = _encoder.encode
+"""Encode one envelope to UTF-8 JSON bytes (send them as a *text* frame). msgspec's own
+encoder, called directly: a function around it would cost each message 20 ns."""
 
 
 def encode_batch(encoded: list[bytes]) -> bytes:

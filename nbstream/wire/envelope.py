@@ -68,8 +68,11 @@ class EnvelopeProtocol(WireProtocol):
     def to_message(self, item: Any) -> Message:
         """A Message as is; a str becomes ``content``; a dict with ``type`` an envelope."""
         if isinstance(item, dict):  # first: a scenario's request, on its data path
-            kind, given_id, stamp = item.get("type"), item.get("id"), item.get("timestamp")
+            kind = item.get("type")
             if isinstance(kind, str):  # no comprehension, no **kwargs
+                if "id" not in item and "timestamp" not in item:  # the usual request
+                    return Message(kind, item.get("data"), new_id(), utc_timestamp())
+                given_id, stamp = item.get("id"), item.get("timestamp")
                 return Message(kind, item.get("data"),
                                given_id if isinstance(given_id, str) else new_id(),
                                stamp if isinstance(stamp, str) else utc_timestamp())
