@@ -80,7 +80,11 @@ ratios. Single runs swing by a factor of two on this machine. nbstream's rows ru
 as a script's load test does, on nbstream's own loop: uvloop's, which the `server` and
 `test` extras install (in a notebook a one-process load test runs on the kernel's
 asyncio loop; `processes=2` workers run on uvloop's); the plain loops run on asyncio's
-unless the row says uvloop. The raw rows run
+unless the row says uvloop. Before the first row the process frees a 1 MiB block, so that
+glibc's mmap threshold stands where a long-running process has it: in a fresh process,
+asyncio maps and unmaps its 256 KiB read buffer on every read until then, and a plain
+websockets loop makes about 0.6x its rate here (nbstream's rows are not affected: they
+were measured at the same rate either way). The raw rows run
 against the C server: against a websockets echo server (a core of Python of its own)
 the server is the limit and both generators compete with it for the two cores, which
 measures the server. "generator CPU/msg" is
@@ -358,11 +362,24 @@ if find_spec("distributed") is not None:
     ]
 
 
+def raise_mmap_threshold() -> None:
+    """Put glibc's allocator in the state a long-running process is in, before any row.
+
+    asyncio reads each socket into a fresh 256 KiB buffer. Until glibc's dynamic mmap
+    threshold has risen above that (it rises when a block it mapped is freed), every
+    read maps, remaps and unmaps it: a plain websockets loop in a fresh process makes
+    about 26k envelopes/s instead of 42k (RESULTS.md). Freeing one 1 MiB block raises it.
+    """
+    block = bytes(1 << 20)  # mapped: above the 128 KiB it starts at
+    del block
+
+
 def measure(seconds: float, repeats: int, cases: list[Case]) -> tuple[list[Case], str]:
     """Run ``cases`` ``repeats`` times, interleaved; returns them and the fast server used."""
     servers = {"nbstream": ServerProcess.start("nbstream")}
     servers["fast"], fast = fastest_echo()
     try:
+        raise_mmap_threshold()
         nbstream_load(servers["fast"].url, 0.2, protocol="raw")  # imports pandas etc. once
         for round_ in range(repeats):
             for case in cases if round_ % 2 == 0 else cases[::-1]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib.metadata import version
 from pathlib import Path
-
-import websockets
 
 import nbstream
 
@@ -16,7 +15,7 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 def machine() -> str:
     """One line describing where the figures were measured."""
     return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"websockets {websockets.__version__}, nbstream {nbstream.__version__}")
+            f"websockets {version('websockets')}, nbstream {nbstream.__version__}")
 
 
 def write_section(title: str, body: str) -> None:
