@@ -90,6 +90,29 @@ def test_what_a_protocol_cannot_send_is_a_type_error_naming_it(protocol: WirePro
         protocol.frame(item)
 
 
+@pytest.mark.parametrize(("given", "kept_id", "kept_stamp"), [
+    ({}, None, None),
+    ({"id": "mine"}, "mine", None),
+    ({"timestamp": "then"}, None, "then"),
+    ({"id": "mine", "timestamp": "then"}, "mine", "then"),
+    ({"id": 7, "timestamp": None}, None, None),
+])
+def test_an_envelope_dict_keeps_a_given_id_and_timestamp_else_gets_fresh_ones(
+        given: dict[str, Any], kept_id: str | None, kept_stamp: str | None) -> None:
+    protocol = wire.EnvelopeProtocol()
+    first, second = (protocol.to_message({"type": "chat", "data": {"text": "hi"}, **given})
+                     for _ in range(2))
+    assert (first.type, first.data) == ("chat", {"text": "hi"})
+    if kept_id is None:
+        assert isinstance(first.id, str) and first.id != second.id
+    else:
+        assert first.id == second.id == kept_id
+    if kept_stamp is None:
+        assert first.timestamp.endswith("+00:00")
+    else:
+        assert first.timestamp == kept_stamp
+
+
 def test_only_the_envelope_reports_errors_in_band_as_an_envelope() -> None:
     error = StreamError(ErrorCode.RATE_LIMITED)
     assert wire.EnvelopeProtocol().error_message(error).type == "error"
